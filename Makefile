@@ -1,0 +1,27 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11+:
+#   make run    start the dev server on http://127.0.0.1:5666 (embedded PostgreSQL)
+#   make test   run the test suite
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: run test bench clean-db
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) run_dev_server.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean-db:
+	-$(PY) -m imagerepo db stop
+	rm -rf .pgdata

@@ -1,0 +1,49 @@
+"""The application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from . import db as dbmod
+from .config import Config
+from .context import Services
+from .errors import register_error_handlers
+
+# Multipart framing around the file part: boundaries, headers and the small text fields.
+_MULTIPART_SLACK = 1024 * 1024
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + _MULTIPART_SLACK
+    app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
+
+    database = dbmod.Database(dbmod.resolve_url(config), config.db_pool_min, config.db_pool_max)
+    dbmod.apply_schema(database.url)
+    services = Services(config=config, db=database)
+    app.extensions["imagerepo"] = services
+
+    from . import auth, docs, health, images
+    from .blobstore import BlobStore
+
+    services.blobs = BlobStore.for_config(config, database, images.OBJECT_REFERENCES_SQL)
+
+    auth.init_jwt(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(images.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
+    register_error_handlers(app)
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    if config.gc_interval_seconds > 0:
+        services.blobs.start_background_collector(config.gc_interval_seconds)
+    return app

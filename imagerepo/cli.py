@@ -1,0 +1,197 @@
+"""`python -m imagerepo …`: database, schema, accounts and chunk-store maintenance."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import shutil
+import sys
+import time
+
+from . import db as dbmod
+from .config import Config, ConfigError
+
+
+class ProgressPrinter:
+    """One updating line on a terminal, a line every few seconds otherwise (logs, CI)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if not final and now - self.last < (0.2 if self.tty else 2.0):
+            return
+        self.last = now
+        text = f"{phase}: {done}" + (f"/{total} ({100 * done // max(total, 1)}%)" if total else "")
+        if self.tty:
+            self.stream.write("\r" + text.ljust(60) + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _database(config: Config) -> dbmod.Database:
+    database = dbmod.Database(dbmod.resolve_url(config), 1, 4)
+    dbmod.apply_schema(database.url)
+    return database
+
+
+def _blobstore(config: Config):
+    from .blobstore import BlobStore
+    from .images import OBJECT_REFERENCES_SQL
+
+    return BlobStore.for_config(config, _database(config), OBJECT_REFERENCES_SQL)
+
+
+def cmd_db(args, config: Config) -> int:
+    from . import pgembed
+
+    if args.action == "url":
+        print(dbmod.resolve_url(config))
+    elif args.action == "stop":
+        if config.database_url:
+            print("DATABASE_URL is set: that server is not ours to stop", file=sys.stderr)
+            return 1
+        pgembed.stop("dev")
+        print("embedded PostgreSQL stopped")
+    return 0
+
+
+def reinstall_schema(config: Config, out=sys.stdout) -> None:
+    url = dbmod.resolve_url(config)
+    print(f"Dropping every table in {_redact(url)} and emptying the chunk store {config.blob_dir} ...", file=out)
+    dbmod.drop_everything(url)
+    applied = dbmod.apply_schema(url)
+    removed = 0
+    if config.blob_dir.exists():
+        for child in config.blob_dir.iterdir():
+            if child.name == ".gitkeep":
+                continue
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+            removed += 1
+    print(f"Schema reinstalled ({', '.join(applied)}); removed {removed} entries from {config.blob_dir}.", file=out)
+
+
+def _redact(url: str) -> str:
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def cmd_reinstall_schema(args, config: Config) -> int:
+    if not args.yes and sys.stdin.isatty():
+        answer = input(f"This deletes every user, image and chunk ({config.blob_dir}). Type 'yes': ")
+        if answer.strip() != "yes":
+            print("aborted")
+            return 1
+    reinstall_schema(config)
+    return 0
+
+
+def cmd_create_admin(args, config: Config) -> int:
+    from .auth import RegisterIn, create_user
+    from .errors import ApiError
+
+    interactive = sys.stdin.isatty()
+    name = args.name or (input("name: ") if interactive else None)
+    email = args.email or (input("email: ") if interactive else None)
+    password = args.password or (getpass.getpass("password: ") if interactive else None)
+    if not (name and email and password):
+        print("create-admin needs --name, --email and --password (or a terminal to ask)", file=sys.stderr)
+        return 2
+    try:
+        valid = RegisterIn(name=name, email=email, password=password)
+    except Exception as err:  # pydantic's ValidationError, shown as the user gave it
+        print(f"invalid: {err}", file=sys.stderr)
+        return 2
+    try:
+        user = create_user(_database(config), valid.name, str(valid.email), valid.password, is_admin=True)
+    except ApiError as err:
+        print(err.message, file=sys.stderr)
+        return 1
+    print(f"admin {user['name']} created (id {user['id']})")
+    return 0
+
+
+def cmd_fsck(args, config: Config) -> int:
+    blobs = _blobstore(config)
+    report = blobs.check(verify_content=args.verify_content, repair=args.repair, progress=ProgressPrinter())
+    summary = {
+        "chunks_checked": report.chunks_checked, "objects_checked": report.objects_checked,
+        "missing_chunks": report.missing_chunks, "wrong_size_chunks": report.wrong_size_chunks,
+        "corrupt_chunks": report.corrupt_chunks,
+        "chunk_refcount_mismatches": report.chunk_refcount_mismatches,
+        "object_refcount_mismatches": report.object_refcount_mismatches,
+        "broken_manifests": report.broken_manifests, "orphan_files": len(report.orphan_files),
+        "unreferenced_chunks": report.unreferenced_chunks, "unreferenced_objects": report.unreferenced_objects,
+        "repaired": report.repaired, "problems": report.problems,
+    }
+    print(json.dumps(summary, indent=2))
+    if report.clean:
+        print("fsck: clean", file=sys.stderr)
+        return 0
+    if args.repair and not (report.missing_chunks or report.wrong_size_chunks or report.corrupt_chunks
+                            or report.broken_manifests):
+        print(f"fsck: repaired {report.repaired} reference counts", file=sys.stderr)
+        return 0
+    print(f"fsck: {report.problems} problem(s)", file=sys.stderr)
+    return 1
+
+
+def cmd_gc(args, config: Config) -> int:
+    blobs = _blobstore(config)
+    report = blobs.collect_garbage(grace_seconds=args.grace, progress=ProgressPrinter())
+    print(json.dumps(report.__dict__, indent=2))
+    return 0
+
+
+def cmd_stats(args, config: Config) -> int:
+    blobs = _blobstore(config)
+    stats = blobs.stats()
+    stats["images"] = stats.pop("references")
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m imagerepo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("db", help="the embedded PostgreSQL: print its URL (starting it) or stop it")
+    p.add_argument("action", choices=["url", "stop"])
+    p.set_defaults(func=cmd_db)
+    p = sub.add_parser("reinstall-schema", help="drop and recreate every table, empty the chunk store")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_reinstall_schema)
+    p = sub.add_parser("create-admin", help="create an administrator account")
+    p.add_argument("--name")
+    p.add_argument("--email")
+    p.add_argument("--password")
+    p.set_defaults(func=cmd_create_admin)
+    p = sub.add_parser("fsck", help="check that every referenced chunk is present and counted right")
+    p.add_argument("--verify-content", action="store_true", help="also re-hash every chunk file")
+    p.add_argument("--repair", action="store_true", help="fix reference counts (never deletes data)")
+    p.set_defaults(func=cmd_fsck)
+    p = sub.add_parser("gc", help="free unreferenced objects, chunks, orphan and staging files now")
+    p.add_argument("--grace", type=int, default=None, help="seconds a zero-reference item is kept "
+                   "(default IMAGEREPO_GC_GRACE_SECONDS)")
+    p.set_defaults(func=cmd_gc)
+    p = sub.add_parser("stats", help="images, objects, chunks, logical and stored bytes, dedup ratio")
+    p.set_defaults(func=cmd_stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = Config.from_env()
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    return args.func(args, config)

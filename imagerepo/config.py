@@ -1,0 +1,120 @@
+"""All configuration, read from the environment in one place.
+
+Every setting has an environment variable; `Config.from_env()` is the only reader of
+`os.environ` in the package (tests build a `Config` directly with `dataclasses.replace`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / ".instance"
+
+MiB = 1024 * 1024
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the service must not start."""
+
+
+def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool(env: dict, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _dev_jwt_secret() -> str:
+    """In dev, a generated secret kept in an ignored folder so tokens survive restarts."""
+    path = INSTANCE_DIR / "jwt_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        # O_EXCL: when two processes race, one writes and both read the winner's secret.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secret)
+        except FileExistsError:
+            pass
+        return path.read_text().strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    env: str = "dev"
+    # None means: use the embedded PostgreSQL (see imagerepo.pgembed).
+    database_url: str | None = None
+    jwt_secret: str = ""
+    blob_dir: Path = PROJECT_ROOT / "blobs"
+    chunk_size: int = 256 * 1024
+    cache_bytes: int = 256 * MiB
+    max_upload_bytes: int = 100 * MiB
+    # fsync chunk files before they become visible; off only for throwaway stores.
+    fsync: bool = True
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    # Zero-reference objects and chunks are kept this long before the collector frees them,
+    # so a download that read its manifest just before a delete can still finish.
+    gc_grace_seconds: int = 600
+    # How often the in-server collector runs; 0 disables it (the CLI `gc` still works).
+    gc_interval_seconds: int = 300
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    # Failed access-key attempts allowed per image and client within the window.
+    access_key_max_failures: int = 10
+    access_key_window_seconds: int = 600
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "Config":
+        env = dict(os.environ if environ is None else environ)
+        mode = env.get("IMAGEREPO_ENV", "dev")
+        if mode not in ("dev", "production", "test"):
+            raise ConfigError(f"IMAGEREPO_ENV must be dev, production or test, got {mode!r}")
+        secret = env.get("IMAGEREPO_JWT_SECRET", "")
+        if not secret:
+            if mode == "production":
+                raise ConfigError("IMAGEREPO_JWT_SECRET must be set when IMAGEREPO_ENV=production")
+            secret = _dev_jwt_secret()
+        elif mode == "production" and len(secret) < 32:
+            raise ConfigError("IMAGEREPO_JWT_SECRET must be at least 32 characters in production")
+        return cls(
+            env=mode,
+            database_url=env.get("DATABASE_URL") or None,
+            jwt_secret=secret,
+            blob_dir=Path(env.get("IMAGEREPO_BLOB_DIR") or PROJECT_ROOT / "blobs").resolve(),
+            chunk_size=_int(env, "IMAGEREPO_CHUNK_SIZE", cls.chunk_size, minimum=4096),
+            cache_bytes=_int(env, "IMAGEREPO_CACHE_BYTES", cls.cache_bytes),
+            max_upload_bytes=_int(env, "IMAGEREPO_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1),
+            fsync=_bool(env, "IMAGEREPO_FSYNC", cls.fsync),
+            access_token_minutes=_int(env, "IMAGEREPO_ACCESS_TOKEN_MINUTES", cls.access_token_minutes, 1),
+            refresh_token_days=_int(env, "IMAGEREPO_REFRESH_TOKEN_DAYS", cls.refresh_token_days, 1),
+            gc_grace_seconds=_int(env, "IMAGEREPO_GC_GRACE_SECONDS", cls.gc_grace_seconds),
+            gc_interval_seconds=_int(env, "IMAGEREPO_GC_INTERVAL_SECONDS", cls.gc_interval_seconds),
+            db_pool_min=_int(env, "IMAGEREPO_DB_POOL_MIN", cls.db_pool_min, 1),
+            db_pool_max=_int(env, "IMAGEREPO_DB_POOL_MAX", cls.db_pool_max, 1),
+            access_key_max_failures=_int(env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES", cls.access_key_max_failures, 1),
+            access_key_window_seconds=_int(env, "IMAGEREPO_ACCESS_KEY_WINDOW_SECONDS", cls.access_key_window_seconds, 1),
+        )

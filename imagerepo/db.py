@@ -1,0 +1,108 @@
+"""PostgreSQL access: one pool per process, one transaction helper, the schema runner.
+
+Use `db.transaction()` for every unit of work:
+
+    with db.transaction() as conn:
+        conn.execute("UPDATE ...", params)
+
+It commits when the block ends and rolls back when it raises (psycopg's pool semantics).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from .config import PROJECT_ROOT, Config
+
+log = logging.getLogger(__name__)
+
+SCHEMA_DIR = PROJECT_ROOT / "schema"
+_MIGRATION_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
+# Any constant would do: it only has to be the same in every process applying the schema.
+_SCHEMA_LOCK_KEY = 0x1A6E_4E90
+
+
+def resolve_url(config: Config) -> str:
+    """DATABASE_URL when set, else the embedded dev server (started if needed)."""
+    if config.database_url:
+        return config.database_url
+    from . import pgembed
+
+    url, _ = pgembed.ensure_running("dev")
+    return url
+
+
+class Database:
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
+        self.url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: ConnectionPool | None = None
+        self._pool_pid: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> ConnectionPool:
+        # A pool must not cross fork(): gunicorn workers each open their own on first use.
+        if self._pool is None or self._pool_pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pool_pid != os.getpid():
+                    self._pool = ConnectionPool(
+                        self.url,
+                        min_size=self._min_size,
+                        max_size=self._max_size,
+                        kwargs={"row_factory": dict_row},
+                        open=True,
+                        name="imagerepo",
+                    )
+                    self._pool_pid = os.getpid()
+        return self._pool
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        if self._pool is not None and self._pool_pid == os.getpid():
+            self._pool.close()
+        self._pool = None
+
+
+def migration_files() -> list[Path]:
+    return sorted(p for p in SCHEMA_DIR.iterdir() if _MIGRATION_NAME.match(p.name))
+
+
+def apply_schema(url: str) -> list[str]:
+    """Apply schema files not applied yet, in order; returns the names applied."""
+    applied_now = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Several gunicorn workers may start at once: one applies, the others wait.
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        try:
+            conn.execute((SCHEMA_DIR / "000_schema_migrations.sql").read_text())
+            done = {r[0] for r in conn.execute("SELECT filename FROM schema_migrations")}
+            for path in migration_files():
+                if path.name in done or path.name.startswith("000_"):
+                    continue
+                with conn.transaction():
+                    conn.execute(path.read_text())
+                    conn.execute("INSERT INTO schema_migrations (filename) VALUES (%s)", (path.name,))
+                applied_now.append(path.name)
+                log.info("applied schema %s", path.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+    return applied_now
+
+
+def drop_everything(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((SCHEMA_DIR / "reset.sql").read_text())

@@ -1,0 +1,62 @@
+"""Operational routes: /healthz and /metrics (Prometheus text format)."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from flask import Blueprint, Response
+
+from .context import services
+from .errors import ApiError
+from .validation import Schema, api
+
+bp = Blueprint("health", __name__)
+
+
+class HealthOut(Schema):
+    status: str
+    database: str
+    blobStore: str
+
+
+@bp.get("/healthz")
+@api(response=HealthOut, auth=False, responses={503: "Database or chunk store unavailable"},
+     summary="Liveness: the database answers and the chunk store is writable")
+def healthz():
+    svc = services()
+    problems = {}
+    try:
+        with svc.db.transaction() as conn:
+            conn.execute("SELECT 1")
+    except Exception as err:  # any failure means unhealthy, whatever its type
+        problems["database"] = type(err).__name__
+    try:
+        svc.config.blob_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=svc.config.blob_dir, prefix=".healthz-"):
+            pass
+    except OSError as err:
+        problems["blobStore"] = err.strerror or type(err).__name__
+    if problems:
+        raise ApiError(503, "unhealthy", "; ".join(f"{k}: {v}" for k, v in problems.items()))
+    return HealthOut(status="ok", database="ok", blobStore="ok")
+
+
+@bp.get("/metrics")
+@api(auth=False, summary="Prometheus metrics of this worker process",
+     response_doc={"content": {"text/plain": {"schema": {"type": "string"}}}})
+def metrics():
+    svc = services()
+    lines = []
+
+    def metric(name: str, kind: str, help_text: str, value) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.append(f'{name}{{pid="{os.getpid()}"}} {value}')
+
+    if svc.blobs is not None:
+        for name, kind, help_text, value in svc.blobs.metrics():
+            metric(name, kind, help_text, value)
+    pool = svc.db.pool.get_stats()
+    metric("imagerepo_db_pool_size", "gauge", "Connections in this worker's pool", pool.get("pool_size", 0))
+    metric("imagerepo_db_pool_available", "gauge", "Idle connections in the pool", pool.get("pool_available", 0))
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,182 @@
+"""Declarative request/response validation with pydantic, and the OpenAPI document built
+from the same models.
+
+    @bp.post("/register")
+    @api(body=RegisterIn, response=UserOut, status=201, summary="Create an account")
+    def register(body: RegisterIn): ...
+
+The decorator parses and validates the JSON body / query string / form fields into the
+model (400 for unparseable JSON, 422 for values that fail the model), passes it as a keyword
+argument, and turns a returned model into JSON. `openapi_document(app)` walks the URL map and
+reads the same models back.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pydantic
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import BadRequest
+
+from .errors import ApiError
+
+
+class Schema(pydantic.BaseModel):
+    """Base for every request/response schema: unknown request fields are refused."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+    details: Any | None = None
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+def _validation_details(err: pydantic.ValidationError) -> list[dict]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]}
+        for e in err.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _validate(model: type[pydantic.BaseModel], data: Any, where: str):
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as err:
+        details = _validation_details(err)
+        first = details[0]
+        field = f"{first['field']}: " if first["field"] else ""
+        raise ApiError(422, "validation_failed", f"invalid {where}: {field}{first['message']}", details) from None
+
+
+def parse_json_body(model: type[pydantic.BaseModel]):
+    if not request.get_data(cache=True):
+        raise ApiError(400, "bad_request", "a JSON body is required")
+    try:
+        data = request.get_json(force=True, silent=False)
+    except BadRequest:
+        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+    return _validate(model, data, "body")
+
+
+def _multi_dict_to_plain(multi, model: type[pydantic.BaseModel]) -> dict:
+    """Query strings and forms are multi-dicts; list-typed fields take every value."""
+    plain = {}
+    for key in multi.keys():
+        field = model.model_fields.get(key)
+        is_list = field is not None and getattr(field.annotation, "__origin__", None) is list
+        plain[key] = multi.getlist(key) if is_list else multi.get(key)
+    return plain
+
+
+def parse_query(model: type[pydantic.BaseModel]):
+    return _validate(model, _multi_dict_to_plain(request.args, model), "query")
+
+
+def api(*, body=None, query=None, response=None, status: int = 200, summary: str = "",
+        auth: bool = True, responses: dict[int, str] | None = None, request_doc: dict | None = None,
+        response_doc: dict | None = None):
+    """Validate the request into models and serialise the returned model.
+
+    `request_doc` / `response_doc` describe bodies that are not JSON (multipart, bytes) for the
+    OpenAPI document; `responses` lists the error statuses the route can answer.
+    """
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            if query is not None:
+                kwargs["query"] = parse_query(query)
+            if body is not None:
+                kwargs["body"] = parse_json_body(body)
+            result = view(*args, **kwargs)
+            if isinstance(result, pydantic.BaseModel):
+                out = jsonify(result.model_dump(mode="json", by_alias=True))
+                out.status_code = status
+                return out
+            return result
+
+        wrapper.openapi = {
+            "body": body, "query": query, "response": response, "status": status,
+            "summary": summary or (view.__doc__ or "").strip().split("\n")[0],
+            "auth": auth, "responses": responses or {}, "request_doc": request_doc,
+            "response_doc": response_doc,
+        }
+        return wrapper
+
+    return decorate
+
+
+_STATUS_TEXT = {
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No content", 206: "Partial content",
+    304: "Not modified", 400: "Malformed request", 401: "Missing, invalid, expired or revoked token",
+    403: "Not allowed", 404: "Absent or not visible to you", 409: "Conflict", 413: "Too large",
+    415: "Not an accepted image type", 416: "Range not satisfiable", 422: "Failed validation",
+    429: "Too many attempts",
+}
+
+
+def openapi_document(app: Flask) -> dict:
+    components: dict[str, Any] = {}
+
+    def ref(model) -> dict:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+        for name, sub in schema.pop("$defs", {}).items():
+            components[name] = sub
+        components[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    error_ref = ref(ErrorOut)
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        spec = getattr(view, "openapi", None)
+        if spec is None:
+            continue
+        path = rule.rule
+        params = []
+        for arg in rule.arguments:
+            path = path.replace(f"<int:{arg}>", f"{{{arg}}}").replace(f"<{arg}>", f"{{{arg}}}")
+            params.append({"name": arg, "in": "path", "required": True,
+                           "schema": {"type": "integer"} if arg.endswith("id") else {"type": "string"}})
+        if spec["query"] is not None:
+            qschema = spec["query"].model_json_schema(by_alias=True)
+            required = set(qschema.get("required", []))
+            for name, prop in qschema.get("properties", {}).items():
+                params.append({"name": name, "in": "query", "required": name in required,
+                               "schema": prop, **({"description": prop["description"]} if "description" in prop else {})})
+        for method in sorted(rule.methods - {"OPTIONS", "HEAD"} if "GET" in rule.methods else rule.methods - {"OPTIONS"}):
+            op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}", "summary": spec["summary"],
+                                  "tags": [rule.endpoint.split(".")[0]], "parameters": params}
+            if spec["body"] is not None:
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec["body"])}}}
+            elif spec["request_doc"] is not None:
+                op["requestBody"] = spec["request_doc"]
+            ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec["status"], "OK")}
+            if spec["response"] is not None:
+                ok["content"] = {"application/json": {"schema": ref(spec["response"])}}
+            elif spec["response_doc"] is not None:
+                ok.update(spec["response_doc"])
+            op["responses"] = {str(spec["status"]): ok}
+            for code, text in spec["responses"].items():
+                op["responses"][str(code)] = {"description": text or _STATUS_TEXT.get(code, ""),
+                                              "content": {"application/json": {"schema": error_ref}}}
+            if spec["auth"]:
+                op["security"] = [{"bearer": []}]
+                op["responses"].setdefault("401", {"description": _STATUS_TEXT[401],
+                                                   "content": {"application/json": {"schema": error_ref}}})
+            paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ImageRepo", "version": "1.0.0",
+                 "description": "Content-addressed image store: accounts, images, private images with access keys."},
+        "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }

@@ -1,0 +1,153 @@
+"""Test fixtures: a real PostgreSQL (embedded unless DATABASE_URL is set), a database of this
+run's own, a fresh chunk store per test, the Flask app, and the real server over HTTP."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from imagerepo import create_app, pgembed
+from imagerepo.config import Config
+from imagerepo.db import apply_schema
+
+TABLES = "users, revoked_tokens, chunks, objects, object_chunks, images, access_key_failures"
+
+
+@contextlib.contextmanager
+def _embedded_test_server(database: str):
+    """Several pytest runs may share the embedded test server; the last one out stops it."""
+    sessions = pgembed.PGDATA_ROOT / "test.sessions"
+    sessions.parent.mkdir(parents=True, exist_ok=True)
+    with open(sessions, "a") as marker:
+        fcntl.flock(marker, fcntl.LOCK_SH)
+        url, _ = pgembed.ensure_running("test", database=database)
+        try:
+            yield url
+        finally:
+            fcntl.flock(marker, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another run still uses it
+            pgembed.stop("test")
+
+
+@contextlib.contextmanager
+def _external_test_database(server_url: str, database: str):
+    admin = conninfo.make_conninfo(server_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    try:
+        yield conninfo.make_conninfo(server_url, dbname=database)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def _drop_embedded(url: str, database: str) -> None:
+    admin = conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    database = f"imagerepo_test_{uuid.uuid4().hex[:12]}"
+    server_url = os.environ.get("DATABASE_URL")
+    if server_url:
+        with _external_test_database(server_url, database) as url:
+            apply_schema(url)
+            yield url
+    else:
+        with _embedded_test_server(database) as url:
+            apply_schema(url)
+            try:
+                yield url
+            finally:
+                _drop_embedded(url, database)
+
+
+@pytest.fixture
+def clean_db(database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    return database_url
+
+
+@pytest.fixture
+def config(clean_db, tmp_path: Path) -> Config:
+    return Config(
+        env="test",
+        database_url=clean_db,
+        jwt_secret="test-secret-" + "x" * 40,
+        blob_dir=tmp_path / "blobs",
+        gc_interval_seconds=0,
+        db_pool_max=8,
+    )
+
+
+@pytest.fixture
+def app(config):
+    application = create_app(config)
+    yield application
+    svc = application.extensions["imagerepo"]
+    svc.blobs.stop_background_collector()
+    svc.db.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def with_changes(config: Config, **changes) -> Config:
+    return dataclasses.replace(config, **changes)
+
+
+def register(client, name="alice", email=None, password="correct horse battery"):
+    response = client.post("/register", json={"name": name, "email": email or f"{name}@example.com",
+                                              "password": password})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def login(client, name="alice", password="correct horse battery") -> dict:
+    response = client.post("/login", json={"username": name, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def auth_header(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def alice(client):
+    """A registered user and its access token header."""
+    user = register(client, "alice")
+    tokens = login(client, "alice")
+    return {"user": user, "tokens": tokens, "headers": auth_header(tokens["access_token"])}
+
+
+@pytest.fixture
+def bob(client):
+    user = register(client, "bob")
+    tokens = login(client, "bob")
+    return {"user": user, "tokens": tokens, "headers": auth_header(tokens["access_token"])}
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    body = response.get_json()
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str)
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body
