@@ -151,3 +151,12 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert body["error"]["code"] == code, body
     return body
+
+
+@pytest.fixture
+def server(config):
+    """The real server over HTTP on this test's database and chunk store."""
+    from live_server import live_server
+
+    with live_server(config.database_url, config.blob_dir) as running:
+        yield running
