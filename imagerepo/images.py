@@ -1,9 +1,486 @@
-"""Images: the `images` table and the /images routes. (Being built: issue 4.)"""
+"""Images: the `images` table and the /images routes.
+
+Upload (multipart or raw body) -> the bytes are staged chunk by chunk as they arrive, typed by
+their content, then committed to the blob store and recorded in one transaction. Metadata,
+content (with ETag / Range / HEAD semantics), update, delete and the paginated listing follow.
+Who may see what is decided in `imagerepo.access`.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+import base64
+import binascii
+import datetime as dt
+import logging
+import re
+import secrets
+import unicodedata
+import urllib.parse
+from typing import Annotated
+
+import pydantic
+from flask import Blueprint, Response, request
+
+from . import access, imagetypes
+from .blobstore import ChunkCorrupt, EmptyUpload, StagedObject, UploadTooLarge
+from .context import services
+from .errors import ApiError
+from .validation import Schema, UploadedFile, api
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("images", __name__)
 
 # Every image holds one reference to its object; the blob store's fsck counts them with this.
 OBJECT_REFERENCES_SQL = "SELECT object_digest FROM images"
+
+MAX_LIST_LIMIT = 100
+_MAX_NAME = 255
+
+Description = Annotated[str, pydantic.StringConstraints(max_length=5000)]
+AccessKey = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+IsPrivate = Annotated[bool, pydantic.Field(description="0/1 or true/false")]
+
+
+# -- schemas --------------------------------------------------------------------------------
+class UploadForm(Schema):
+    file: UploadedFile = pydantic.Field(description="The image (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)")
+    description: Description = ""
+    isPrivate: IsPrivate = False
+    accessKey: AccessKey | None = pydantic.Field(
+        None, description="Key others must present to see a private image; generated when omitted")
+
+
+class RawUploadQuery(Schema):
+    name: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)] = pydantic.Field(
+        description="The original file name (metadata only)")
+    description: Description = ""
+    isPrivate: IsPrivate = False
+    accessKey: AccessKey | None = None
+
+
+class ImageAccessQuery(Schema):
+    accesskey: str | None = pydantic.Field(
+        None, max_length=1024, description="Access key of someone else's private image (or header X-Access-Key)")
+
+
+class ContentQuery(ImageAccessQuery):
+    download: bool = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+
+
+class ListQuery(Schema):
+    limit: int = pydantic.Field(20, ge=1, le=MAX_LIST_LIMIT)
+    cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
+    mine: bool = pydantic.Field(False, description="1: only the caller's images (needs a token)")
+
+
+class ImagePut(Schema):
+    description: Description
+    isPrivate: bool
+    accessKey: AccessKey | None = None
+
+
+class ImagePatch(Schema):
+    description: Description | None = None
+    isPrivate: bool | None = None
+    accessKey: AccessKey | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _something_to_change(self):
+        if not self.model_fields_set:
+            raise ValueError("give at least one of description, isPrivate, accessKey")
+        if "description" in self.model_fields_set and self.description is None:
+            raise ValueError("description must be a string")
+        if "isPrivate" in self.model_fields_set and self.isPrivate is None:
+            raise ValueError("isPrivate must be a boolean")
+        return self
+
+
+class ImageOut(Schema):
+    id: int
+    name: str
+    creator: int = pydantic.Field(description="Id of the owner")
+    locked: bool = pydantic.Field(description="Same as isPrivate (the original ImageRepo's name)")
+    accessKey: str | None = pydantic.Field(None, description="Only shown to the owner; absent for others")
+    description: str
+    isPrivate: bool
+    size: int
+    contentType: str
+    width: int | None
+    height: int | None
+    sha256: str
+    createdAt: dt.datetime
+    updatedAt: dt.datetime
+    url: str = pydantic.Field(description="Path of the content")
+
+    @pydantic.model_serializer(mode="wrap")
+    def _owner_only_key(self, handler):
+        data = handler(self)
+        if "accessKey" not in self.model_fields_set:
+            data.pop("accessKey", None)
+        return data
+
+
+class ImageListOut(Schema):
+    images: list[ImageOut]
+    nextCursor: str | None
+
+
+class DeletedOut(Schema):
+    id: int
+    deleted: bool = True
+
+
+# -- rows -----------------------------------------------------------------------------------
+_COLUMNS = ("i.id, i.owner_id, i.object_digest, i.filename, i.content_type, i.width, i.height,"
+            " i.description, i.is_private, i.access_key, i.created_at, i.updated_at, o.size")
+
+
+def image_out(row, viewer_id: int | None) -> ImageOut:
+    fields = dict(
+        id=row["id"], name=row["filename"], creator=row["owner_id"], locked=row["is_private"],
+        description=row["description"], isPrivate=row["is_private"], size=row["size"],
+        contentType=row["content_type"], width=row["width"], height=row["height"],
+        sha256=bytes(row["object_digest"]).hex(), createdAt=row["created_at"],
+        updatedAt=row["updated_at"], url=f"/images/{row['id']}/content",
+    )
+    if viewer_id is not None and viewer_id == row["owner_id"]:
+        fields["accessKey"] = row["access_key"]
+    return ImageOut(**fields)
+
+
+def display_name(raw: str | None) -> str:
+    """A file name fit to show and to put in a header: no directories, no control characters."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if name in ("", ".", ".."):
+        name = "image"
+    return name[:_MAX_NAME]
+
+
+def find_image(conn, image_id: int, lock: bool = False):
+    if not 0 < image_id < 2**63:
+        return None
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM images i JOIN objects o ON o.digest = i.object_digest WHERE i.id = %s"
+        + (" FOR UPDATE OF i" if lock else ""),
+        (image_id,),
+    ).fetchone()
+
+
+# -- upload ---------------------------------------------------------------------------------
+class _StagingSink:
+    """A stager as the target werkzeug writes a file part into; `close()` drops what it staged."""
+
+    def __init__(self):
+        self.stager = services().blobs.stager()
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.stager.write(data)
+        except UploadTooLarge:
+            raise _too_large() from None
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.stager.seek(offset, whence)
+
+    def close(self) -> None:
+        self.stager.abort()
+
+
+def _too_large() -> ApiError:
+    limit = services().config.max_upload_bytes
+    return ApiError(413, "too_large", f"the image is larger than the limit of {limit} bytes")
+
+
+def _finish(stager) -> StagedObject:
+    try:
+        return stager.finish()
+    except EmptyUpload:
+        raise ApiError(400, "empty_upload", "the file is empty") from None
+
+
+def create_image(owner_id: int, staged: StagedObject, filename: str | None, description: str,
+                 is_private: bool, access_key: str | None):
+    kind = imagetypes.sniff(staged.head, staged.reader)
+    if is_private and not access_key:
+        access_key = secrets.token_urlsafe(24)
+    svc = services()
+    with svc.db.transaction() as conn:
+        svc.blobs.commit(conn, staged)
+        image_id = conn.execute(
+            "INSERT INTO images (owner_id, object_digest, filename, content_type, width, height,"
+            " description, is_private, access_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (owner_id, bytes.fromhex(staged.digest), display_name(filename), kind.content_type,
+             kind.width, kind.height, description, is_private, access_key),
+        ).fetchone()["id"]
+        return find_image(conn, image_id)
+
+
+_UPLOAD_ERRORS = {400: "Empty file or malformed body", 413: "Larger than IMAGEREPO_MAX_UPLOAD_BYTES",
+                  415: "Not an accepted image type", 422: "Invalid field, missing file, or too many pixels"}
+
+
+@bp.post("/images")
+@access.token_required
+@api(form=UploadForm, file_sink=_StagingSink, response=ImageOut, status=201, responses=_UPLOAD_ERRORS,
+     summary="Upload an image (multipart/form-data)")
+def upload(form: UploadForm):
+    owner = access.caller_id()
+    staged = _finish(form.file.stream.stager)
+    try:
+        row = create_image(owner, staged, form.file.filename, form.description, form.isPrivate, form.accessKey)
+    finally:
+        staged.discard()
+    return image_out(row, owner)
+
+
+@bp.post("/images/raw")
+@access.token_required
+@api(query=RawUploadQuery, response=ImageOut, status=201, responses=_UPLOAD_ERRORS,
+     summary="Upload an image sent as the raw request body (for large files)",
+     request_doc={"required": True, "content": {"application/octet-stream": {
+         "schema": {"type": "string", "format": "binary"}}}})
+def upload_raw(query: RawUploadQuery):
+    owner = access.caller_id()
+    stager = services().blobs.stager()
+    try:
+        try:
+            stager.stage_stream(request.stream)
+        except UploadTooLarge:
+            raise _too_large() from None
+        staged = _finish(stager)
+        try:
+            row = create_image(owner, staged, query.name, query.description, query.isPrivate, query.accessKey)
+        finally:
+            staged.discard()
+    finally:
+        stager.abort()
+    return image_out(row, owner)
+
+
+# -- reading --------------------------------------------------------------------------------
+_KEY_HEADER = [{"name": "X-Access-Key", "in": "header", "required": False, "schema": {"type": "string"},
+                "description": "Access key of someone else's private image (kept out of access logs)"}]
+_READ_ERRORS = {403: "Wrong access key", 404: "Absent, or private and no key given",
+                429: "Too many wrong access keys for this image from this client"}
+
+
+@bp.get("/images/<int:image_id>")
+@api(query=ImageAccessQuery, response=ImageOut, auth="optional", responses={**_READ_ERRORS, 422: ""},
+     parameters=_KEY_HEADER, summary="An image's metadata")
+def get_image(image_id: int, query: ImageAccessQuery):
+    viewer = access.caller_id(optional=True)
+    row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
+    return image_out(row, viewer)
+
+
+def content_disposition(kind: str, name: str) -> str:
+    """RFC 6266: an ASCII fallback name plus the exact UTF-8 name in filename*."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in name) or "image"
+    encoded = urllib.parse.quote(name, safe="!#$&+-.^_`|~")
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.ASCII | re.IGNORECASE)
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The single byte range (first, last inclusive) a Range header asks for, or None for the
+    whole content: no header, a malformed one (RFC 9110 says ignore it) or several ranges (we
+    answer those with the whole content rather than multipart/byteranges)."""
+    if not header:
+        return None
+    match = _RANGE.match(header)
+    if not match:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        suffix = int(last)
+        if suffix == 0:
+            raise RangeNotSatisfiable()
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable()
+    return start, min(end, size - 1)
+
+
+@bp.get("/images/<int:image_id>/content")
+@api(query=ContentQuery, auth="optional",
+     responses={**_READ_ERRORS, 416: "Range not satisfiable", 422: ""}, parameters=_KEY_HEADER + [
+         {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
+          "description": "bytes=first-last, bytes=first- or bytes=-suffix (one range)"},
+         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}],
+     summary="The image's bytes (GET or HEAD; Range, If-None-Match)",
+     response_doc={"description": "The bytes, with ETag, Accept-Ranges, Content-Length; 206 for a range,"
+                                  " 304 when If-None-Match matches",
+                   "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}})
+def get_content(image_id: int, query: ContentQuery):
+    viewer = access.caller_id(optional=True)
+    row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
+    digest, size = bytes(row["object_digest"]).hex(), row["size"]
+    etag = f'"{digest}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        # Private bytes must not sit in shared caches; public ones may, but are revalidated each
+        # time because the owner can make them private at any moment.
+        "Cache-Control": "private, no-store" if row["is_private"] else "public, no-cache",
+        "Vary": "Authorization, X-Access-Key",
+        "Content-Disposition": content_disposition("attachment" if query.download else "inline",
+                                                   row["filename"]),
+    }
+    if request.if_none_match.contains_weak(digest):
+        return Response(status=304, headers=headers)
+
+    span = None
+    if_range = request.headers.get("If-Range")
+    if if_range is None or if_range.strip() == etag:
+        try:
+            span = byte_range(request.headers.get("Range"), size)
+        except RangeNotSatisfiable:
+            raise ApiError(416, "range_not_satisfiable", f"the content is {size} bytes",
+                           headers={"Content-Range": f"bytes */{size}"}) from None
+    start, end = span if span else (0, size - 1)
+    if span:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    status = 206 if span else 200
+
+    if request.method == "HEAD":
+        body = iter(())
+    else:
+        try:
+            body = services().blobs.open(digest, start, end)
+        except KeyError:
+            raise ApiError(404, "not_found", "no such image") from None
+        except ChunkCorrupt:
+            raise ApiError(500, "storage_corrupt",
+                           "the stored content failed verification; the operator has been told") from None
+    response = Response(body, status=status, headers=headers, mimetype=row["content_type"],
+                        direct_passthrough=True)
+    response.headers["Content-Type"] = row["content_type"]
+    return response
+
+
+# -- listing --------------------------------------------------------------------------------
+def encode_cursor(created_at: dt.datetime, image_id: int) -> str:
+    raw = f"{created_at.isoformat()}|{image_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, image_id = raw.split("|")
+        created_at = dt.datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None or not 0 < int(image_id) < 2**63:
+            raise ValueError("out of range")
+        return created_at, int(image_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
+
+
+def list_images(viewer: int | None, mine: bool, limit: int, cursor: tuple[dt.datetime, int] | None):
+    """Newest first. Each branch walks its own index (public images; the viewer's images) with
+    the keyset condition and a LIMIT, so a page costs O(limit) whatever the table size."""
+    after = " AND (created_at, id) < (%(at)s, %(id)s)" if cursor else ""
+    public = ("(SELECT id, created_at FROM images WHERE NOT is_private" + after
+              + " ORDER BY created_at DESC, id DESC LIMIT %(n)s)")
+    own = ("(SELECT id, created_at FROM images WHERE owner_id = %(viewer)s" + after
+           + " ORDER BY created_at DESC, id DESC LIMIT %(n)s)")
+    branches = [own] if mine else ([public, own] if viewer is not None else [public])
+    params = {"viewer": viewer, "n": limit + 1, "at": cursor[0] if cursor else None,
+              "id": cursor[1] if cursor else None}
+    with services().db.transaction() as conn:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM ({' UNION '.join(branches)}) page"
+            " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
+            " ORDER BY i.created_at DESC, i.id DESC LIMIT %(n)s",
+            params,
+        ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return rows, next_cursor
+
+
+@bp.get("/images")
+@api(query=ListQuery, response=ImageListOut, auth="optional",
+     responses={400: "Invalid cursor", 422: "Invalid limit or mine"},
+     summary="The caller's images and public ones, newest first (keyset pagination)")
+def list_route(query: ListQuery):
+    viewer = access.caller_id(optional=True)
+    if query.mine and viewer is None:
+        raise ApiError(401, "unauthorized", "mine=1 needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
+    cursor = decode_cursor(query.cursor) if query.cursor else None
+    rows, next_cursor = list_images(viewer, query.mine, query.limit, cursor)
+    return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+
+
+# -- changing -------------------------------------------------------------------------------
+def update_image(image_id: int, owner: int, changes: dict):
+    with services().db.transaction() as conn:
+        row = access.owned_image(conn, image_id, owner)
+        description = changes.get("description", row["description"])
+        is_private = changes.get("isPrivate", row["is_private"])
+        access_key = changes.get("accessKey") or row["access_key"]
+        if is_private and not access_key:
+            access_key = secrets.token_urlsafe(24)
+        conn.execute(
+            "UPDATE images SET description = %s, is_private = %s, access_key = %s, updated_at = now()"
+            " WHERE id = %s",
+            (description, is_private, access_key, image_id),
+        )
+        return find_image(conn, image_id)
+
+
+_CHANGE_ERRORS = {400: "Malformed JSON", 403: "Not the owner", 404: "Absent or not visible to you", 422: ""}
+
+
+@bp.put("/images/<int:image_id>")
+@access.token_required
+@api(body=ImagePut, response=ImageOut, responses=_CHANGE_ERRORS,
+     summary="Replace an image's description, privacy and access key (owner only)")
+def put_image(image_id: int, body: ImagePut):
+    owner = access.caller_id()
+    changes = body.model_dump(include={"description", "isPrivate", "accessKey"})
+    return image_out(update_image(image_id, owner, changes), owner)
+
+
+@bp.patch("/images/<int:image_id>")
+@access.token_required
+@api(body=ImagePatch, response=ImageOut, responses=_CHANGE_ERRORS,
+     summary="Change some of description, isPrivate, accessKey (owner only)")
+def patch_image(image_id: int, body: ImagePatch):
+    owner = access.caller_id()
+    changes = body.model_dump(include=body.model_fields_set)
+    return image_out(update_image(image_id, owner, changes), owner)
+
+
+def delete_image(image_id: int, owner: int) -> None:
+    svc = services()
+    with svc.db.transaction() as conn:
+        row = access.owned_image(conn, image_id, owner)
+        conn.execute("DELETE FROM images WHERE id = %s", (image_id,))
+        svc.blobs.release(conn, bytes(row["object_digest"]).hex())
+
+
+@bp.delete("/images/<int:image_id>")
+@access.token_required
+@api(response=DeletedOut, status=202, responses={403: "Not the owner", 404: "Absent or not visible to you"},
+     summary="Delete an image (gone at once; storage reclaimed by the collector)")
+def delete_route(image_id: int):
+    owner = access.caller_id()
+    delete_image(image_id, owner)
+    return DeletedOut(id=image_id)

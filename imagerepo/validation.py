@@ -9,15 +9,22 @@ The decorator parses and validates the JSON body / query string / form fields in
 model (400 for unparseable JSON, 422 for values that fail the model), passes it as a keyword
 argument, and turns a returned model into JSON. `openapi_document(app)` walks the URL map and
 reads the same models back.
+
+Multipart forms (`form=Model`): text parts and file parts are validated together, file parts
+as `UploadedFile` fields. File parts are written, as they arrive, into sinks made by
+`file_sink()` (a writable object with `close()` that drops what it holds), so an upload is never
+held in memory or copied to a temp file first; every sink is closed after the view returns.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from flask import Flask, jsonify, request
+from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
+from werkzeug.formparser import FormDataParser
 
 from .errors import ApiError
 
@@ -79,23 +86,71 @@ def parse_query(model: type[pydantic.BaseModel]):
     return _validate(model, _multi_dict_to_plain(request.args, model), "query")
 
 
-def api(*, body=None, query=None, response=None, status: int = 200, summary: str = "",
-        auth: bool = True, responses: dict[int, str] | None = None, request_doc: dict | None = None,
-        response_doc: dict | None = None):
+# A multipart file part: werkzeug's FileStorage whose stream is the sink the part was written to.
+UploadedFile = Annotated[
+    pydantic.InstanceOf[FileStorage],
+    pydantic.WithJsonSchema({"type": "string", "format": "binary"}),
+]
+
+
+def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
+    """Parse a multipart/form-data body (text and file parts) into `model`.
+
+    Anything that is not well-formed multipart is a 400; werkzeug's silent mode would turn
+    a broken body into an empty form and blame a "missing field" instead."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(400, "bad_request", "a multipart/form-data body is required")
+    parser = FormDataParser(
+        stream_factory=stream_factory,
+        max_form_memory_size=request.max_form_memory_size,
+        max_content_length=request.max_content_length,
+        max_form_parts=request.max_form_parts,
+        silent=False,
+    )
+    try:
+        _, form, files = parser.parse_from_environ(request.environ)
+    except ValueError as err:
+        raise ApiError(400, "bad_request", f"malformed multipart body: {err}") from None
+    data = _multi_dict_to_plain(form, model)
+    for key in files.keys():
+        data[key] = files.getlist(key) if len(files.getlist(key)) > 1 else files[key]
+    return _validate(model, data, "form")
+
+
+def api(*, body=None, query=None, form=None, file_sink=None, response=None, status: int = 200,
+        summary: str = "", auth: bool | str = True, responses: dict[int, str] | None = None,
+        request_doc: dict | None = None, response_doc: dict | None = None,
+        parameters: list[dict] | None = None):
     """Validate the request into models and serialise the returned model.
 
-    `request_doc` / `response_doc` describe bodies that are not JSON (multipart, bytes) for the
-    OpenAPI document; `responses` lists the error statuses the route can answer.
+    `form` is a multipart model (see `parse_form`), `file_sink` makes the object each file part
+    is streamed into. `auth` is True (token required), False, or "optional" (a token is used
+    when sent). `request_doc` / `response_doc` describe bodies that are not JSON (bytes) for the
+    OpenAPI document; `responses` lists the error statuses the route can answer; `parameters`
+    adds OpenAPI parameters the models do not describe (headers).
     """
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            if query is not None:
-                kwargs["query"] = parse_query(query)
-            if body is not None:
-                kwargs["body"] = parse_json_body(body)
-            result = view(*args, **kwargs)
+            sinks = []
+
+            def stream_factory(*_args, **_kwargs):
+                sink = file_sink()
+                sinks.append(sink)
+                return sink
+
+            try:
+                if query is not None:
+                    kwargs["query"] = parse_query(query)
+                if body is not None:
+                    kwargs["body"] = parse_json_body(body)
+                if form is not None:
+                    kwargs["form"] = parse_form(form, stream_factory if file_sink else None)
+                result = view(*args, **kwargs)
+            finally:
+                for sink in sinks:
+                    sink.close()
             if isinstance(result, pydantic.BaseModel):
                 out = jsonify(result.model_dump(mode="json", by_alias=True))
                 out.status_code = status
@@ -103,10 +158,10 @@ def api(*, body=None, query=None, response=None, status: int = 200, summary: str
             return result
 
         wrapper.openapi = {
-            "body": body, "query": query, "response": response, "status": status,
+            "body": body, "query": query, "form": form, "response": response, "status": status,
             "summary": summary or (view.__doc__ or "").strip().split("\n")[0],
             "auth": auth, "responses": responses or {}, "request_doc": request_doc,
-            "response_doc": response_doc,
+            "response_doc": response_doc, "parameters": parameters or [],
         }
         return wrapper
 
@@ -154,8 +209,11 @@ def openapi_document(app: Flask) -> dict:
         for method in sorted(rule.methods - {"OPTIONS", "HEAD"} if "GET" in rule.methods else rule.methods - {"OPTIONS"}):
             op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}", "summary": spec["summary"],
                                   "tags": [rule.endpoint.split(".")[0]], "parameters": params}
+            op["parameters"] = params + spec.get("parameters", [])
             if spec["body"] is not None:
                 op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec["body"])}}}
+            elif spec.get("form") is not None:
+                op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": ref(spec["form"])}}}
             elif spec["request_doc"] is not None:
                 op["requestBody"] = spec["request_doc"]
             ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec["status"], "OK")}
@@ -168,7 +226,8 @@ def openapi_document(app: Flask) -> dict:
                 op["responses"][str(code)] = {"description": text or _STATUS_TEXT.get(code, ""),
                                               "content": {"application/json": {"schema": error_ref}}}
             if spec["auth"]:
-                op["security"] = [{"bearer": []}]
+                # "optional": anonymous callers are served too; a token that is sent must be valid.
+                op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
                 op["responses"].setdefault("401", {"description": _STATUS_TEXT[401],
                                                    "content": {"application/json": {"schema": error_ref}}})
             paths.setdefault(path, {})[method.lower()] = op

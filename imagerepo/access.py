@@ -1,0 +1,114 @@
+"""Who may see and change an image, and the limit on guessing access keys.
+
+Rules:
+  * the owner always;
+  * anyone (anonymous too) for a public image;
+  * someone else's private image only with its access key (`?accesskey=` or `X-Access-Key`),
+    compared in constant time. No key -> 404, so its existence is not revealed; a wrong key ->
+    403; more than `access_key_max_failures` wrong keys for one image from one client address
+    within `access_key_window_seconds` -> 429 (even for the right key, until the window passes).
+  * changes and deletes: the owner only; others get 403 for an image they can see (public) and
+    404 for one they cannot (private).
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+
+from flask import request
+from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+
+from .context import services
+from .errors import ApiError
+
+
+def token_required(view):
+    """Check the token before anything else, so an anonymous upload is refused before a byte of
+    its body is read."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        verify_jwt_in_request()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def caller_id(optional: bool = False) -> int | None:
+    """The caller's user id; None for an anonymous caller when `optional`. A token that is sent
+    but invalid, expired or revoked is a 401 either way."""
+    verify_jwt_in_request(optional=optional)
+    identity = get_jwt_identity()
+    return int(identity) if identity is not None else None
+
+
+def presented_key(query_key: str | None) -> str | None:
+    key = request.headers.get("X-Access-Key") or query_key
+    return key or None
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "not_found", "no such image")
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def visible_image(image_id: int, viewer: int | None, key: str | None):
+    """The image row if `viewer` (None: anonymous) with `key` may see it; else the error."""
+    from .images import find_image
+
+    with services().db.transaction() as conn:
+        row = find_image(conn, image_id)
+        if row is None:
+            raise _not_found()
+        if not row["is_private"] or row["owner_id"] == viewer:
+            return row
+        if key is None:
+            raise _not_found()
+        check_key(conn, row, key)
+        return row
+
+
+def check_key(conn, row, key: str) -> None:
+    """Compare the key in constant time, counting failures per image and client. Runs under a
+    transaction-scoped advisory lock per (image, client), so concurrent guesses from several
+    workers cannot slip past the limit together."""
+    config = services().config
+    client = _client()
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"access-key:{row['id']}:{client}",))
+    failures = conn.execute(
+        "SELECT count(*) AS n FROM access_key_failures"
+        " WHERE image_id = %s AND client = %s AND failed_at > now() - make_interval(secs => %s)",
+        (row["id"], client, config.access_key_window_seconds),
+    ).fetchone()["n"]
+    if failures >= config.access_key_max_failures:
+        raise ApiError(429, "too_many_attempts", "too many wrong access keys for this image; try again later",
+                       headers={"Retry-After": str(config.access_key_window_seconds)})
+    stored = row["access_key"] or ""
+    if stored and hmac.compare_digest(stored.encode(), key.encode()):
+        return
+    # Old failures are useless once out of the window; drop them as new ones come in.
+    conn.execute(
+        "DELETE FROM access_key_failures WHERE image_id = %s AND client = %s"
+        " AND failed_at <= now() - make_interval(secs => %s)",
+        (row["id"], client, config.access_key_window_seconds),
+    )
+    conn.execute("INSERT INTO access_key_failures (image_id, client) VALUES (%s, %s)", (row["id"], client))
+    # The failure must be recorded even though the request fails: commit before raising.
+    conn.commit()
+    raise ApiError(403, "wrong_access_key", "the access key is wrong")
+
+
+def owned_image(conn, image_id: int, owner: int):
+    """The image row, locked for change, if `owner` owns it; 403 if it is someone else's public
+    image, 404 if it is absent or someone else's private one."""
+    from .images import find_image
+
+    row = find_image(conn, image_id, lock=True)
+    if row is None or (row["owner_id"] != owner and row["is_private"]):
+        raise _not_found()
+    if row["owner_id"] != owner:
+        raise ApiError(403, "forbidden", "only the owner can change or delete this image")
+    return row
