@@ -27,7 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     services = Services(config=config, db=database)
     app.extensions["imagerepo"] = services
 
-    from . import auth, docs, health, images
+    from . import admin, audit, auth, docs, health, images
     from .blobstore import BlobStore
 
     services.blobs = BlobStore.for_config(config, database, images.OBJECT_REFERENCES_SQL)
@@ -37,6 +37,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(images.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(audit.bp)
+    app.register_blueprint(admin.bp)
+    audit.init_audit(app)
     register_error_handlers(app)
 
     @app.after_request

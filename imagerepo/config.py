@@ -86,6 +86,7 @@ class Config:
     # Failed access-key attempts allowed per image and client within the window.
     access_key_max_failures: int = 10
     access_key_window_seconds: int = 600
+    audit_retention_days: int = 90
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -117,4 +118,5 @@ class Config:
             db_pool_max=_int(env, "IMAGEREPO_DB_POOL_MAX", cls.db_pool_max, 1),
             access_key_max_failures=_int(env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES", cls.access_key_max_failures, 1),
             access_key_window_seconds=_int(env, "IMAGEREPO_ACCESS_KEY_WINDOW_SECONDS", cls.access_key_window_seconds, 1),
+            audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
         )

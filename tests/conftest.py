@@ -17,7 +17,6 @@ from imagerepo import create_app, pgembed
 from imagerepo.config import Config
 from imagerepo.db import apply_schema
 
-TABLES = "users, revoked_tokens, chunks, objects, object_chunks, images, access_key_failures"
 
 
 @contextlib.contextmanager
@@ -77,7 +76,10 @@ def database_url():
 @pytest.fixture
 def clean_db(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")]
+        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+            sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
     return database_url
 
 
