@@ -16,7 +16,13 @@ How it is held (see README, "Storage design"):
   * collect_garbage: zero-count objects past the grace period are locked (SKIP LOCKED), their
     manifests decrement chunk counts and go; zero-count chunks past the grace period are
     locked, unlinked and deleted; files with no row are claimed with a zero row (which waits
-    for any upload that is inserting that row) before they are unlinked.
+    for any upload that is inserting that row) before they are unlinked. Staged files are
+    swept only when no live upload holds their staging area's flock (see chunkstore).
+
+Lock order, the same everywhere so nothing can deadlock: the object row first (uploads upsert
+it, the collector takes zero-count ones with SKIP LOCKED, so it never waits for an object),
+then chunk rows in ascending digest order (upload upserts, the collector's FOR UPDATE and its
+orphan claims all sort by digest).
 
 Nothing here knows about HTTP or images: referrers of objects are described by a SQL query
 (`object_references_sql`) so `check()` can count them.
@@ -34,14 +40,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .cache import ChunkCache
-from .chunkstore import ChunkMissing, LocalChunkStore
+from .chunkstore import ChunkMissing, LocalChunkStore, StagingArea
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None)
 
-# Staged files of uploads still in flight must survive the sweep; no upload takes a day.
-STAGING_MAX_AGE_SECONDS = 24 * 3600
 _HEAD_BYTES = 64 * 1024
 _BATCH = 500
 
@@ -81,8 +85,9 @@ class StagedObject:
     """A fully received upload sitting in the staging area, not yet committed."""
 
     def __init__(self, store: LocalChunkStore, digest: str, size: int, chunk_size: int,
-                 chunks: list[StagedChunk], head: bytes):
+                 chunks: list[StagedChunk], head: bytes, area: StagingArea | None):
         self.store = store
+        self._area = area
         self.digest = digest
         self.size = size
         self.chunk_size = chunk_size
@@ -94,8 +99,10 @@ class StagedObject:
         return io.BufferedReader(_StagedReader(self), buffer_size=64 * 1024)
 
     def discard(self) -> None:
-        for chunk in {c.path for c in self.chunks}:
-            chunk.unlink(missing_ok=True)
+        """Remove what is still staged (files already moved into place are gone) and release
+        the staging area's lock. Safe to call more than once."""
+        if self._area is not None:
+            self._area.remove()
 
 
 class _StagedReader(io.RawIOBase):
@@ -146,7 +153,7 @@ class Stager:
         self._head = bytearray()
         self._chunks: list[StagedChunk] = []
         self._by_digest: dict[str, StagedChunk] = {}
-        self._finished = False
+        self._area: StagingArea | None = None
 
     def write(self, data: bytes) -> int:
         self._size += len(data)
@@ -174,7 +181,9 @@ class Stager:
         digest = hashlib.sha256(data).hexdigest()
         known = self._by_digest.get(digest)
         if known is None:
-            handle, path = self._store.new_staging_file()
+            if self._area is None:
+                self._area = self._store.new_staging_area()
+            handle, path = self._area.new_file()
             with handle:
                 handle.write(data)
             known = self._by_digest[digest] = StagedChunk(digest, len(data), path)
@@ -188,19 +197,18 @@ class Stager:
             self.write(data)
 
     def finish(self) -> StagedObject:
+        if self._size == 0:
+            raise EmptyUpload("no bytes")
         if self._buffer:
             self._stage(memoryview(self._buffer))
             self._buffer = bytearray()
-        self._finished = True
-        staged = StagedObject(self._store, self._whole.hexdigest(), self._size, self._chunk_size,
-                              self._chunks, bytes(self._head))
-        if self._size == 0:
-            raise EmptyUpload("no bytes")
-        return staged
+        return StagedObject(self._store, self._whole.hexdigest(), self._size, self._chunk_size,
+                            self._chunks, bytes(self._head), self._area)
 
     def abort(self) -> None:
-        for chunk in self._by_digest.values():
-            chunk.path.unlink(missing_ok=True)
+        """Throw away everything staged so far (a failed or refused upload)."""
+        if self._area is not None:
+            self._area.remove()
         self._by_digest.clear()
         self._chunks.clear()
 
@@ -387,7 +395,8 @@ class BlobStore:
         self._free_objects(grace, report, progress)
         self._free_chunks(grace, report, progress)
         self._sweep_orphans(grace, report, progress)
-        report.staging_files_removed = self.store.sweep_staging(max(grace, STAGING_MAX_AGE_SECONDS))
+        # In-flight uploads hold their staging area's lock, so even grace 0 cannot hurt them.
+        report.staging_files_removed = self.store.sweep_staging(grace)
         self.counters["gc_runs"] += 1
         self.counters["gc_chunks_freed"] += report.chunks_freed
         return report
@@ -531,6 +540,8 @@ class BlobStore:
             report.unreferenced_objects = conn.execute(
                 "SELECT count(*) AS n FROM objects WHERE refcount = 0").fetchone()["n"]
             known = {_hex(r["digest"]) for r in conn.execute("SELECT digest FROM chunks")}
+        if report.missing_chunks:
+            report.missing_chunks = self._still_missing(report.missing_chunks)
         files = 0
         for chunk_file in self.store.iterate():
             files += 1
@@ -541,6 +552,15 @@ class BlobStore:
         if repair:
             report.repaired = self._repair_counts()
         return report
+
+    def _still_missing(self, digests: list[str]) -> list[str]:
+        """The snapshot may predate a collection that freed these chunks (rows and files)
+        while the check ran; only a chunk still referenced now and still absent is missing."""
+        with self.db.transaction() as conn:
+            referenced = {_hex(r["digest"]) for r in conn.execute(
+                "SELECT digest FROM chunks WHERE digest = ANY(%s) AND refcount > 0",
+                ([bytes.fromhex(d) for d in digests],))}
+        return [d for d in digests if d in referenced and not self.store.exists(d)]
 
     def _check_chunk(self, digest: str, size: int, verify_content: bool, report: CheckReport) -> None:
         try:

@@ -6,18 +6,28 @@
     delete(digest) -> bool         False if it was already gone
     iterate() -> ChunkFile...      every stored chunk (digest, size, mtime)
 
-plus the staging area uploads write into before anything is committed (`new_staging_file`,
+plus the staging area uploads write into before anything is committed (`new_staging_area`,
 `sweep_staging`). Digests are lowercase SHA-256 hex. The local-disk store lays chunks out
 like git's objects: `root/ab/cd/abcd…`, written to a temp file, fsynced, renamed into place,
 so a reader never sees a partial chunk. An object-storage backend (S3) would implement the
 same methods; nothing above this module knows about paths.
+
+Staging: each upload gets its own directory under `root/tmp/`, held with an exclusive
+flock(2) for as long as its owner lives. The kernel drops the lock when the owner exits, however
+it exits, so the sweeper knows exactly which staged files are abandoned: a locked directory is
+an upload in flight (never touched, however old), an unlocked one was left by a crash (removed
+once older than the grace period). Age alone cannot tell a slow upload from a dead one.
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import re
+import shutil
+import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -42,7 +52,7 @@ class ChunkStore(Protocol):
     def exists(self, digest: str) -> bool: ...
     def delete(self, digest: str) -> bool: ...
     def iterate(self) -> Iterator[ChunkFile]: ...
-    def new_staging_file(self): ...
+    def new_staging_area(self) -> "StagingArea": ...
     def sweep_staging(self, older_than_seconds: float) -> int: ...
 
 
@@ -50,6 +60,46 @@ def _check_digest(digest: str) -> str:
     if not _HEX_DIGEST.match(digest):
         raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
     return digest
+
+
+class StagingArea:
+    """A private, flock-held directory for one upload's staged chunk files."""
+
+    def __init__(self, parent: Path):
+        while True:
+            path = Path(tempfile.mkdtemp(dir=parent, prefix="upload-"))
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                continue  # a sweep removed it before we could lock it
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # A sweep may have locked and removed it between mkdtemp and flock.
+            try:
+                ours = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                ours = False
+            if ours:
+                break
+            os.close(fd)
+        self.path = path
+        # Closing the descriptor releases the lock; if the owner forgets `remove()`, the
+        # finalizer still releases it and the next sweep takes the leftovers.
+        self._release = weakref.finalize(self, os.close, fd)
+
+    def new_file(self):
+        """An open binary file inside this area, and its path."""
+        fd, name = tempfile.mkstemp(dir=self.path, prefix="chunk-", suffix=".tmp")
+        return os.fdopen(fd, "wb"), Path(name)
+
+    def remove(self) -> None:
+        """Delete whatever is still staged here and give up the lock."""
+        if self._release.alive:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self._release()
+
+    @property
+    def active(self) -> bool:
+        return self._release.alive
 
 
 class LocalChunkStore:
@@ -64,18 +114,23 @@ class LocalChunkStore:
         return self.root / digest[:2] / digest[2:4] / digest
 
     # -- staging -------------------------------------------------------------------------
-    def new_staging_file(self):
-        """An open binary file in the staging area (same filesystem, so publishing is a rename)."""
-        fd, name = _mkstemp(self.staging_dir)
-        return os.fdopen(fd, "wb"), Path(name)
+    def new_staging_area(self) -> StagingArea:
+        """A locked directory for one upload (same filesystem, so publishing is a rename)."""
+        return StagingArea(self.staging_dir)
 
     def sweep_staging(self, older_than_seconds: float) -> int:
+        """Remove staged files no live upload holds, once older than the grace period.
+        Returns how many files went."""
         cutoff = time.time() - older_than_seconds
         removed = 0
         for entry in os.scandir(self.staging_dir):
             try:
-                if entry.is_file() and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
+                if entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    removed += _remove_abandoned_area(entry.path)
+                else:
+                    os.unlink(entry.path)  # a loose file: nothing stages outside an area
                     removed += 1
             except FileNotFoundError:
                 pass
@@ -98,18 +153,19 @@ class LocalChunkStore:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-        else:
-            handle, staged = self.new_staging_file()
+            _publish(staged, final, self.fsync)
+            return True
+        area = self.new_staging_area()
+        try:
+            handle, staged = area.new_file()
             with handle:
                 handle.write(data)
                 handle.flush()
                 if self.fsync:
                     os.fsync(handle.fileno())
-        os.replace(staged, final)
-        # The collector's grace period counts from when a chunk became visible, not staged.
-        os.utime(final)
-        if self.fsync:
-            _fsync_dir(final.parent)
+            _publish(staged, final, self.fsync)
+        finally:
+            area.remove()
         return True
 
     def get(self, digest: str) -> bytes:
@@ -150,10 +206,37 @@ def _subdirs(path: Path):
         return []
 
 
-def _mkstemp(directory: Path):
-    import tempfile
+def _publish(staged: Path, final: Path, fsync: bool) -> None:
+    os.replace(staged, final)
+    # The collector's grace period for files without a row counts from when a chunk became
+    # visible, not from when it was staged.
+    os.utime(final)
+    if fsync:
+        _fsync_dir(final.parent)
 
-    return tempfile.mkstemp(dir=directory, prefix="chunk-", suffix=".tmp")
+
+def _remove_abandoned_area(path: str) -> int:
+    """Remove a staging directory if no live upload holds its lock; returns files removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # its upload is still running
+        removed = 0
+        for entry in os.scandir(path):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+        shutil.rmtree(path, ignore_errors=True)
+        return removed
+    finally:
+        os.close(fd)  # after the removal, so a new owner cannot lock it half-emptied
 
 
 def _fsync_dir(path: Path) -> None:
