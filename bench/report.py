@@ -1,0 +1,140 @@
+"""Figures (median, min, max of several runs), the issue's targets, the table and the JSON."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+
+class Figures:
+    def __init__(self):
+        self.data: dict[str, dict] = {}
+
+    def add(self, key: str, value: float, unit: str) -> None:
+        entry = self.data.setdefault(key, {"unit": unit, "runs": []})
+        entry["runs"].append(value)
+        runs = entry["runs"]
+        entry.update(median=statistics.median(runs), min=min(runs), max=max(runs))
+
+    def median(self, key: str) -> float:
+        return self.data[key]["median"]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+
+def evaluate_targets(figures: Figures, sizes: dict[str, int]) -> list[dict]:
+    """The targets of issue 5, each with the figure it judges and PASS or MISS."""
+    targets = []
+
+    def target(name: str, measured: str, rule: str, ok: bool, baseline: str | None = None, ratio=None):
+        targets.append({"target": name, "figure": measured, "baseline": baseline, "rule": rule,
+                        "ratio": ratio, "pass": bool(ok)})
+
+    for route in ("raw", "multipart"):
+        for role in ("medium", "large"):
+            key, limit = f"upload_{route}_{role}_MBps", f"upload_limit_{role}_MBps"
+            ratio = figures.median(key) / figures.median(limit)
+            target(f"upload {_size(sizes[role])} ({route}) >= 60% of upload limit", key, ">= 0.60",
+                   ratio >= 0.60, limit, ratio)
+    for role in ("medium", "large"):
+        key = f"download_cold_{role}_MBps"
+        ratio = figures.median(key) / figures.median("sha256_MBps")
+        target(f"cold download {_size(sizes[role])} >= 50% of SHA-256 rate", key, ">= 0.50", ratio >= 0.50,
+               "sha256_MBps", ratio)
+        hot = f"download_hot_{role}_MBps"
+        ratio = figures.median(hot) / figures.median(key)
+        target(f"hot download {_size(sizes[role])} faster than cold", hot, "> 1.00", ratio > 1.0, key, ratio)
+    ratio = figures.median("small_get_rps") / figures.median("ceiling_rps")
+    target("100 KiB GET >= 60% of framework ceiling (c=16)", "small_get_rps", ">= 0.60", ratio >= 0.60,
+           "ceiling_rps", ratio)
+    target("100 KiB GET p99 < 50 ms (c=16)", "small_get_p99_ms", "< 50 ms", figures.median("small_get_p99_ms") < 50)
+    for page in ("first", "deep"):
+        key = f"list_{page}_p95_ms"
+        target(f"GET /images {page} page p95 < 20 ms", key, "< 20 ms", figures.median(key) < 20)
+    for key, what in (("rss_growth_upload_large_MiB", "upload"), ("rss_growth_download_cold_large_MiB", "download")):
+        # Judged on the worst run: a memory ceiling is about the peak, not the typical case.
+        target(f"RSS growth during {_size(sizes['large'])} {what} < 100 MiB (worst run)", key, "< 100 MiB",
+               figures.data[key]["max"] < 100)
+    return targets
+
+
+def _size(n: int) -> str:
+    if n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MiB"
+    if n % 1024 == 0 and n < 1024 * 1024:
+        return f"{n // 1024} KiB"
+    return f"{n / 1e6:g} MB"
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(figures: Figures, key: str) -> str:
+    if key not in figures:
+        return "-"
+    entry = figures.data[key]
+    if len(entry["runs"]) == 1:
+        return _fmt(entry["median"])
+    return f"{_fmt(entry['median'])} ({_fmt(entry['min'])}-{_fmt(entry['max'])})"
+
+
+def rows(figures: Figures, sizes: dict[str, int]) -> list[tuple[str, str, str, str, str]]:
+    """(measure, ImageRepo, baseline, ratio, unit) rows of the table."""
+    out = []
+
+    def row(label: str, key: str, baseline: str | None, unit: str):
+        ratio = "-"
+        if baseline and key in figures and baseline in figures:
+            ratio = f"{figures.median(key) / figures.median(baseline):.2f}"
+        out.append((label, _cell(figures, key), _cell(figures, baseline) if baseline else "-", ratio, unit))
+
+    roles = ("small", "medium", "large")
+    for role in roles:
+        for route in ("raw", "multipart"):
+            row(f"upload {_size(sizes[role])} ({route}) vs upload limit", f"upload_{route}_{role}_MBps",
+                f"upload_limit_{role}_MBps", "MB/s")
+    for role in roles:
+        for route in ("raw", "multipart"):
+            row(f"re-upload {_size(sizes[role])} ({route}, dedup) vs upload limit", f"reupload_{route}_{role}_MBps",
+                f"upload_limit_{role}_MBps", "MB/s")
+    for role in roles:
+        row(f"download cold {_size(sizes[role])} vs SHA-256", f"download_cold_{role}_MBps", "sha256_MBps", "MB/s")
+        row(f"download cold {_size(sizes[role])} vs read+verify", f"download_cold_{role}_MBps",
+            f"download_limit_{role}_MBps", "MB/s")
+        row(f"download hot {_size(sizes[role])} vs cold", f"download_hot_{role}_MBps", f"download_cold_{role}_MBps",
+            "MB/s")
+    row("100 KiB GET c=16 vs Flask ceiling", "small_get_rps", "ceiling_rps", "req/s")
+    row("100 KiB GET c=16 p50 (vs ceiling)", "small_get_p50_ms", "ceiling_p50_ms", "ms")
+    row("100 KiB GET c=16 p99 (vs ceiling)", "small_get_p99_ms", "ceiling_p99_ms", "ms")
+    row("100 KiB GET c=16 with token", "small_get_token_rps", "ceiling_rps", "req/s")
+    for page in ("first", "deep"):
+        row(f"GET /images {page} page p50", f"list_{page}_p50_ms", None, "ms")
+        row(f"GET /images {page} page p95", f"list_{page}_p95_ms", None, "ms")
+    row(f"RSS growth, {_size(sizes['large'])} upload", "rss_growth_upload_large_MiB", None, "MiB")
+    row(f"RSS growth, {_size(sizes['large'])} cold download", "rss_growth_download_cold_large_MiB", None, "MiB")
+    row(f"RSS growth, {_size(sizes['large'])} hot download (cache fill)", "rss_growth_download_hot_large_MiB",
+        None, "MiB")
+    return out
+
+
+def table(figures: Figures, sizes: dict[str, int], targets: list[dict]) -> str:
+    header = ("measure", "ImageRepo median (min-max)", "baseline median (min-max)", "ratio", "unit")
+    body = rows(figures, sizes)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    lines += ["", "| target | measured | verdict |", "|---|---|---|"]
+    for t in targets:
+        measured = f"ratio {t['ratio']:.2f}" if t["ratio"] is not None else _cell(figures, t["figure"])
+        lines.append(f"| {t['target']} | {measured} | {'PASS' if t['pass'] else 'MISS'} |")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, meta: dict, figures: Figures, targets: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "figures": figures.data, "targets": targets}, indent=2) + "\n")
