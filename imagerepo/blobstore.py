@@ -404,9 +404,15 @@ class BlobStore:
     def _free_objects(self, grace: int, report: GcReport, progress) -> None:
         while True:
             with self.db.transaction() as conn:
+                # A count that drifted to 0 while something still refers to the object must not
+                # free it (fsck reports the drift, --repair fixes it).
+                still_referenced = (
+                    f" AND NOT EXISTS (SELECT 1 FROM ({self.object_references_sql}) r"
+                    "   WHERE r.object_digest = o.digest)" if self.object_references_sql else "")
                 doomed = [r["digest"] for r in conn.execute(
-                    "SELECT digest FROM objects WHERE refcount = 0"
+                    "SELECT digest FROM objects o WHERE refcount = 0"
                     " AND coalesce(released_at, created_at) <= now() - make_interval(secs => %s)"
+                    + still_referenced +
                     " ORDER BY digest LIMIT %s FOR UPDATE SKIP LOCKED",
                     (grace, _BATCH),
                 )]
@@ -434,9 +440,12 @@ class BlobStore:
     def _free_chunks(self, grace: int, report: GcReport, progress) -> None:
         while True:
             with self.db.transaction() as conn:
+                # The NOT EXISTS guards against a count that drifted to 0 while a manifest still
+                # names the chunk: unlinking it would lose data (fsck reports the drift).
                 doomed = conn.execute(
-                    "SELECT digest, size FROM chunks WHERE refcount = 0"
+                    "SELECT digest, size FROM chunks c WHERE refcount = 0"
                     " AND coalesce(released_at, created_at) <= now() - make_interval(secs => %s)"
+                    " AND NOT EXISTS (SELECT 1 FROM object_chunks oc WHERE oc.chunk_digest = c.digest)"
                     " ORDER BY digest LIMIT %s FOR UPDATE SKIP LOCKED",
                     (grace, _BATCH),
                 ).fetchall()
@@ -483,6 +492,7 @@ class BlobStore:
     def start_background_collector(self, interval_seconds: int) -> None:
         if self._collector is not None and self._collector.is_alive():
             return
+        self._stop.clear()
 
         def loop():
             while not self._stop.wait(interval_seconds):
@@ -496,8 +506,12 @@ class BlobStore:
         self._collector = threading.Thread(target=loop, name="imagerepo-collector", daemon=True)
         self._collector.start()
 
-    def stop_background_collector(self) -> None:
+    def stop_background_collector(self, timeout: float = 30) -> None:
+        """Stop the collector and wait for a run in progress to finish (it may hold locks)."""
         self._stop.set()
+        if self._collector is not None:
+            self._collector.join(timeout)
+            self._collector = None
 
     # -- checking --------------------------------------------------------------------------
     def check(self, verify_content: bool = False, repair: bool = False,
