@@ -1,0 +1,40 @@
+"""The benchmark harness runs end to end on tiny sizes and reports every figure, so it cannot rot.
+(The benchmark itself is not a test: `make bench`.)"""
+import json
+import math
+import subprocess
+import sys
+
+from imagerepo.config import PROJECT_ROOT
+
+FIGURES = [
+    "sha256_MBps",
+    *(f"{kind}_{role}_MBps" for kind in ("upload_limit", "download_limit", "upload_raw", "upload_multipart",
+                                         "reupload_raw", "reupload_multipart", "download_cold", "download_hot")
+      for role in ("small", "medium", "large")),
+    "small_get_rps", "small_get_p50_ms", "small_get_p99_ms", "small_get_token_rps",
+    "ceiling_rps", "ceiling_p50_ms", "ceiling_p99_ms",
+    "list_first_p50_ms", "list_first_p95_ms", "list_deep_p50_ms", "list_deep_p95_ms",
+    "rss_growth_upload_large_MiB", "rss_growth_download_cold_large_MiB", "rss_growth_download_hot_large_MiB",
+]
+
+
+def test_quick_benchmark_reports_every_figure_and_target(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    figures = report["figures"]
+    assert sorted(figures) == sorted(FIGURES)
+    for key, figure in figures.items():
+        assert len(figure["runs"]) >= report["meta"]["runs"] >= 2, key  # RSS of uploads: per route too
+        assert all(math.isfinite(v) for v in figure["runs"]), key
+        assert figure["min"] <= figure["median"] <= figure["max"], key
+        # Rates and latencies are positive; memory growth may be zero on tiny sizes.
+        assert figure["min"] > 0 or key.startswith("rss_growth") and figure["min"] >= 0, (key, figure)
+    assert len(report["targets"]) == 14
+    assert all(isinstance(t["pass"], bool) for t in report["targets"])
+    # The table is printed, with every target's verdict.
+    assert result.stdout.count("| PASS |") + result.stdout.count("| MISS |") == 14
+    assert "100 KiB GET c=16 vs Flask ceiling" in result.stdout
