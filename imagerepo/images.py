@@ -391,8 +391,10 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
         raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
 
 
-def list_images(viewer: int | None, mine: bool, limit: int, cursor: tuple[dt.datetime, int] | None):
-    """Newest first. Each branch walks its own index (public images; the viewer's images) with
+def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple[dt.datetime, int] | None):
+    """The page query (limit + 1 rows, to know whether there is more) and its parameters.
+
+    Each branch walks its own index (images_public_created_idx, images_owner_created_idx) with
     the keyset condition and a LIMIT, so a page costs O(limit) whatever the table size."""
     after = " AND (created_at, id) < (%(at)s, %(id)s)" if cursor else ""
     public = ("(SELECT id, created_at FROM images WHERE NOT is_private" + after
@@ -402,13 +404,17 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: tuple[dt.dat
     branches = [own] if mine else ([public, own] if viewer is not None else [public])
     params = {"viewer": viewer, "n": limit + 1, "at": cursor[0] if cursor else None,
               "id": cursor[1] if cursor else None}
+    sql = (f"SELECT {_COLUMNS} FROM ({' UNION '.join(branches)}) page"
+           " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
+           " ORDER BY i.created_at DESC, i.id DESC LIMIT %(n)s")
+    return sql, params
+
+
+def list_images(viewer: int | None, mine: bool, limit: int, cursor: tuple[dt.datetime, int] | None):
+    """Newest first: the viewer's images and public ones (or only the viewer's, `mine`)."""
+    sql, params = list_query(viewer, mine, limit, cursor)
     with services().db.transaction() as conn:
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM ({' UNION '.join(branches)}) page"
-            " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
-            " ORDER BY i.created_at DESC, i.id DESC LIMIT %(n)s",
-            params,
-        ).fetchall()
+        rows = conn.execute(sql, params).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
