@@ -13,22 +13,45 @@ from .config import Config, ConfigError
 
 
 class ProgressPrinter:
-    """One updating line on a terminal, a line every few seconds otherwise (logs, CI)."""
+    """One updating line on a terminal, a line every few seconds otherwise (logs, CI). Each
+    phase's last count is always shown, however fast the phase went."""
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
         self.tty = stream.isatty()
         self.last = 0.0
+        self.phase: str | None = None
+        self.unshown: tuple[int, int | None] | None = None  # the phase's latest count, if not printed
+        self.open_line = False  # a terminal line is being rewritten in place
 
     def __call__(self, phase: str, done: int, total: int | None) -> None:
-        now = time.monotonic()
+        if phase != self.phase:
+            self._end_phase()
+            self.phase = phase
         final = total is not None and done >= total
-        if not final and now - self.last < (0.2 if self.tty else 2.0):
-            return
-        self.last = now
+        if final or time.monotonic() - self.last >= (0.2 if self.tty else 2.0):
+            self._write(phase, done, total)
+        else:
+            self.unshown = (done, total)
+
+    def finish(self) -> None:
+        self._end_phase()
+
+    def _end_phase(self) -> None:
+        if self.unshown is not None:
+            self._write(self.phase, *self.unshown)
+        if self.open_line:
+            self.stream.write("\n")
+            self.open_line = False
+        self.stream.flush()
+
+    def _write(self, phase: str, done: int, total: int | None) -> None:
+        self.last = time.monotonic()
+        self.unshown = None
         text = f"{phase}: {done}" + (f"/{total} ({100 * done // max(total, 1)}%)" if total else "")
         if self.tty:
-            self.stream.write("\r" + text.ljust(60) + ("\n" if final else ""))
+            self.stream.write("\r" + text.ljust(60))
+            self.open_line = True
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
@@ -122,7 +145,9 @@ def cmd_create_admin(args, config: Config) -> int:
 
 def cmd_fsck(args, config: Config) -> int:
     blobs = _blobstore(config)
-    report = blobs.check(verify_content=args.verify_content, repair=args.repair, progress=ProgressPrinter())
+    progress = ProgressPrinter()
+    report = blobs.check(verify_content=args.verify_content, repair=args.repair, progress=progress)
+    progress.finish()
     summary = {
         "chunks_checked": report.chunks_checked, "objects_checked": report.objects_checked,
         "missing_chunks": report.missing_chunks, "wrong_size_chunks": report.wrong_size_chunks,
@@ -147,7 +172,9 @@ def cmd_fsck(args, config: Config) -> int:
 
 def cmd_gc(args, config: Config) -> int:
     blobs = _blobstore(config)
-    report = blobs.collect_garbage(grace_seconds=args.grace, progress=ProgressPrinter())
+    progress = ProgressPrinter()
+    report = blobs.collect_garbage(grace_seconds=args.grace, progress=progress)
+    progress.finish()
     print(json.dumps(report.__dict__, indent=2))
     return 0
 
