@@ -81,3 +81,24 @@ def uploaded(client, headers, data: bytes | None = None, name: str = "picture.pn
     response = upload(client, headers, data if data is not None else image_bytes(), name, **fields)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+def quick_user(app, name: str) -> dict:
+    """A user made straight in the database with a token minted by the app, shaped like the
+    conftest `alice`/`bob` fixtures. Registration and login (scrypt, on purpose slow) are tested
+    in test_auth.py; the image tests need many users fast."""
+    from flask_jwt_extended import create_access_token
+
+    from imagerepo.auth import _user_out
+
+    with app.app_context():
+        svc = app.extensions["imagerepo"]
+        with svc.db.transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO users (name, email, password_hash) VALUES (%s, %s, 'pbkdf2:sha256:1$x$y')"
+                " RETURNING id, name, email, is_admin, created_at",
+                (name, f"{name}@example.com"),
+            ).fetchone()
+        token = create_access_token(identity=str(row["id"]), additional_claims={"name": name})
+        user = _user_out(row).model_dump(mode="json")
+    return {"user": user, "headers": {"Authorization": f"Bearer {token}"}}

@@ -5,13 +5,23 @@ import json
 import psycopg
 import pytest
 
-from conftest import assert_error, auth_header, register, login, with_changes
+from conftest import assert_error, auth_header, with_changes
 from imagerepo import create_app
-from imagesamples import (FORMATS, SVG, dicom_bytes, image_bytes, noise_bmp, png_claiming, upload,
-                          uploaded)
+from imagesamples import (FORMATS, SVG, dicom_bytes, image_bytes, noise_bmp, png_claiming, quick_user,
+                          upload, uploaded)
 
 IMAGE_KEYS = {"id", "name", "creator", "locked", "description", "isPrivate", "size", "contentType",
               "width", "height", "sha256", "createdAt", "updatedAt", "url"}
+
+
+@pytest.fixture
+def alice(app):
+    return quick_user(app, "alice")
+
+
+@pytest.fixture
+def bob(app):
+    return quick_user(app, "bob")
 
 
 def _multipart(client, headers, body: bytes, content_type: str):
@@ -157,9 +167,8 @@ def small_limit_client(config):
 
 
 def test_upload_over_the_limit_is_413_and_leaves_nothing_behind(small_limit_client, config):
-    client, _ = small_limit_client
-    register(client, "carol")
-    headers = auth_header(login(client, "carol")["access_token"])
+    client, application = small_limit_client
+    headers = quick_user(application, "carol")["headers"]
     big = noise_bmp(100, 100)  # ~30 KB > 20 000
     assert_error(upload(client, headers, big, "big.bmp"), 413, "too_large")
     assert_error(client.post("/images/raw?name=big.bmp", headers=headers, data=big), 413, "too_large")
@@ -288,10 +297,8 @@ def test_wrong_keys_are_limited_per_image_and_client(config, alice_bob_limited):
 def alice_bob_limited(config):
     application = create_app(with_changes(config, access_key_max_failures=3))
     client = application.test_client()
-    register(client, "alice")
-    register(client, "bob")
-    alice_h = auth_header(login(client, "alice")["access_token"])
-    bob_h = auth_header(login(client, "bob")["access_token"])
+    alice_h = quick_user(application, "alice")["headers"]
+    bob_h = quick_user(application, "bob")["headers"]
     image = uploaded(client, alice_h, image_bytes(color="red"), isPrivate="1", accessKey="right-key")
     other = uploaded(client, alice_h, image_bytes(color="blue"), isPrivate="1", accessKey="right-key")
     yield client, alice_h, bob_h, image, other
