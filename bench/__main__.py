@@ -57,7 +57,8 @@ def parse_args(argv=None):
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 2)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write the figures ({DEFAULT_JSON})")
     parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="record each phase with py-spy (pip install py-spy) into DIR as collapsed stacks")
+                        help="record the first run of each phase with py-spy (pip install py-spy) into DIR as"
+                             " collapsed stacks; the profiled runs are slower, so do not publish those figures")
     parser.add_argument("--workdir", type=Path, help="where the chunk stores go (default: the system temp dir)")
     return parser.parse_args(argv)
 
@@ -178,18 +179,21 @@ class Bench:
         client.close()
 
     def hot_rss(self, database_url: str, blob_dir: Path, stored: dict) -> None:
-        """RSS of a fresh server while one worker fills its cache with the large object and
-        serves it hot: the cache is meant to grow (up to IMAGEREPO_CACHE_BYTES per worker)."""
-        image_id, data = stored["large"]
-        with Gunicorn("imagerepo:create_app()", self.server_env(database_url, blob_dir),
-                      self.workdir / "server-hotrss.log") as server:
-            client = clients.Client(server.url)
-            for _ in range(self.plan.runs):
+        """RSS of a fresh server (each run) while one worker fills its cache with the large
+        object and serves it again hot: the cache is meant to grow, up to IMAGEREPO_CACHE_BYTES
+        per worker, so this is reported but not judged."""
+        image_id, _ = stored["large"]
+        for run in range(self.plan.runs):
+            with Gunicorn("imagerepo:create_app()", self.server_env(database_url, blob_dir),
+                          self.workdir / "server-hotrss.log") as server:
+                client = clients.Client(server.url)
                 with RssSampler(server) as sampler:
                     client.download(f"/images/{image_id}/content")
                     client.download(f"/images/{image_id}/content")
                 self.figures.add("rss_growth_download_hot_large_MiB", sampler.growth / MiB, "MiB")
-            client.close()
+                client.close()
+        log(f"RSS growth while a worker caches the large object: "
+            f"{self.figures.median('rss_growth_download_hot_large_MiB'):.0f} MiB")
 
     def small_gets(self, server: Gunicorn, ceiling: Gunicorn, token: str) -> None:
         owner = clients.Client(server.url, token)
@@ -335,8 +339,10 @@ def main(argv=None) -> int:
     bench = Bench(plan, workdir, Profiler(args.profile))
     try:
         bench.run()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    except BaseException:
+        log(f"failed; the servers' logs are kept in {workdir}")
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
     targets = evaluate_targets(bench.figures, plan.sizes)
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -344,7 +350,7 @@ def main(argv=None) -> int:
         "machine": machine(), "sizes": plan.sizes, "small_get_bytes": plan.small_get_bytes,
         "list_rows": plan.list_rows, "concurrency": plan.concurrency,
         "gunicorn": {"workers": os.cpu_count() or 2, "threads": 8, "config": "gunicorn.conf.py"},
-        "load_generator": bench.load_generator, "notes": bench.notes,
+        "load_generator": bench.load_generator, "notes": bench.notes, "profiled": args.profile is not None,
     }
     write_json(args.json, meta, bench.figures, targets)
     m = meta["machine"]

@@ -51,10 +51,24 @@ class Client:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
+    def _send(self, method: str, path: str, body=None, headers: dict | None = None) -> http.client.HTTPResponse:
+        if body is not None and not isinstance(body, bytes):
+            # A streamed body cannot be sent twice: start it on a fresh connection rather than
+            # on one the server may have closed as idle (gunicorn's keepalive is 5 s).
+            self.conn.close()
+            self.conn.request(method, path, body=body, headers=self._headers(headers))
+            return self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=self._headers(headers))
+            return self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.conn.close()  # the idle keep-alive connection was closed by the server: once more
+            self.conn.request(method, path, body=body, headers=self._headers(headers))
+            return self.conn.getresponse()
+
     def request(self, method: str, path: str, body=None, headers: dict | None = None,
                 expect: int | tuple = 200) -> tuple[int, dict, bytes]:
-        self.conn.request(method, path, body=body, headers=self._headers(headers))
-        response = self.conn.getresponse()
+        response = self._send(method, path, body, headers)
         payload = response.read()
         if response.status not in ((expect,) if isinstance(expect, int) else expect):
             raise HttpError(f"{method} {path} -> {response.status}: {payload[:500]!r}")
@@ -87,8 +101,7 @@ class Client:
 
     def download(self, path: str) -> int:
         """GET `path`, reading the body into one reused buffer; returns the byte count."""
-        self.conn.request("GET", path, headers=self._headers())
-        response = self.conn.getresponse()
+        response = self._send("GET", path)
         if response.status != 200:
             raise HttpError(f"GET {path} -> {response.status}: {response.read()[:500]!r}")
         view = memoryview(self._buffer)
