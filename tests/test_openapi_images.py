@@ -1,0 +1,32 @@
+"""The OpenAPI document describes the image routes from the same schemas that validate them."""
+
+
+def test_image_routes_are_documented(client):
+    doc = client.get("/openapi.json").get_json()
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+
+    upload = paths["/images"]["post"]
+    form_ref = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    form = schemas[form_ref.rsplit("/", 1)[1]]
+    assert form["required"] == ["file"]
+    assert (form["properties"]["file"]["type"], form["properties"]["file"]["format"]) == ("string", "binary")
+    assert {"201", "400", "401", "413", "415", "422"} <= set(upload["responses"])
+    assert upload["security"] == [{"bearer": []}]
+
+    raw = paths["/images/raw"]["post"]
+    assert "application/octet-stream" in raw["requestBody"]["content"]
+    assert {p["name"] for p in raw["parameters"]} >= {"name", "description", "isPrivate", "accessKey"}
+
+    content = paths["/images/{image_id}/content"]["get"]
+    assert {"200", "403", "404", "416", "429"} <= set(content["responses"])
+    assert {"Range", "If-None-Match", "X-Access-Key", "accesskey", "download"} <= {p["name"] for p in content["parameters"]}
+    assert {} in content["security"], "reading needs no token"
+
+    put_ref = paths["/images/{image_id}"]["put"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(schemas[put_ref.rsplit("/", 1)[1]]["required"]) == {"description", "isPrivate"}
+    assert "patch" in paths["/images/{image_id}"] and "202" in paths["/images/{image_id}"]["delete"]["responses"]
+    image_out = schemas["ImageOut"]
+    assert {"id", "name", "creator", "locked", "sha256", "url"} <= set(image_out["required"])
+    assert "accessKey" not in image_out["required"]
+    listing = paths["/images"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "mine"}
