@@ -284,7 +284,12 @@ class BlobStore:
 
     def put(self, stream, conn=None) -> StoredObject:
         """Store everything `stream` yields and take one reference to it."""
-        staged = self.stager().stage_stream(stream).finish()
+        stager = self.stager()
+        try:
+            staged = stager.stage_stream(stream).finish()
+        except BaseException:
+            stager.abort()
+            raise
         try:
             if conn is not None:
                 return self.commit(conn, staged)
