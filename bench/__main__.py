@@ -111,6 +111,12 @@ class Bench:
         for _ in range(self.plan.runs):
             self.figures.add("sha256_MBps", baselines.sha256_rate(data), "MB/s")
 
+    def limits(self, role: str, data: bytes) -> None:
+        rate, _, digests, root = baselines.upload_limit(data, self.workdir)
+        self.figures.add(f"upload_limit_{role}_MBps", rate, "MB/s")
+        self.figures.add(f"download_limit_{role}_MBps", baselines.download_limit(root, digests, len(data)), "MB/s")
+        baselines.remove(root)
+
     def uploads(self, server: Gunicorn, token: str) -> dict[str, tuple[int, bytes]]:
         """Every size through both routes, then the same bytes again (dedup), each run interleaved
         with the upload limit so both see the same noise. Returns role -> (image id, bytes)."""
@@ -119,10 +125,7 @@ class Bench:
         for run in range(self.plan.runs):
             for role, size in self.plan.sizes.items():
                 data = self.payload(size)
-                rate, _, digests, root = baselines.upload_limit(data, self.workdir)
-                self.figures.add(f"upload_limit_{role}_MBps", rate, "MB/s")
-                self.figures.add(f"download_limit_{role}_MBps", baselines.download_limit(root, digests, size), "MB/s")
-                baselines.remove(root)
+                self.limits(role, data)
                 for route in ("raw", "multipart"):
                     if route == "multipart":
                         data = self.payload(size)
@@ -144,6 +147,10 @@ class Bench:
                     _check_image(again, data)
                     self.figures.add(f"reupload_{route}_{role}_MBps", mbps(size, seconds), "MB/s")
                     stored.setdefault(role, (image["id"], data))
+                # The limit again after the server's turn: the report pairs each run's server
+                # figures with the mean of the limit just before and just after them, since the
+                # shared disk's fsync rate drifts within seconds.
+                self.limits(role, self.payload(size))
             log(f"upload run {run + 1}/{self.plan.runs}: " + ", ".join(
                 f"{role} raw {self.figures.data[f'upload_raw_{role}_MBps']['runs'][-1]:.0f}"
                 f" / multipart {self.figures.data[f'upload_multipart_{role}_MBps']['runs'][-1]:.0f}"
@@ -164,7 +171,8 @@ class Bench:
                 raise RuntimeError(f"{kind} download of image {image_id} returned different bytes")
             del body
             for run in range(self.plan.runs):
-                sampler = RssSampler(server) if role == "large" else contextlib.nullcontext()
+                measure_rss = role == "large" and kind == "cold"  # hot: see hot_rss
+                sampler = RssSampler(server) if measure_rss else contextlib.nullcontext()
                 profile = (self.profiler.phase(f"download_{kind}_large", server)
                            if role == "large" and run == 0 else contextlib.nullcontext())
                 with profile, sampler:
@@ -173,7 +181,7 @@ class Bench:
                     seconds = time.perf_counter() - start
                 assert got == len(data), (got, len(data))
                 self.figures.add(f"download_{kind}_{role}_MBps", mbps(got, seconds), "MB/s")
-                if role == "large":
+                if measure_rss:
                     self.figures.add(f"rss_growth_download_{kind}_large_MiB", sampler.growth / MiB, "MiB")
             log(f"download {kind} {role}: {self.figures.median(f'download_{kind}_{role}_MBps'):.0f} MB/s")
         client.close()
@@ -303,7 +311,9 @@ class Bench:
             " its file and verified; the OS page cache is warm (the files were just written), so 'cold'"
             " means not in ImageRepo's cache, not off the disk.",
             "Upload limit: SHA-256 of the whole content + SHA-256 of each 256 KiB chunk + temp file, fsync,"
-            " rename, fsync of the directory per chunk (the store's durability), one thread.",
+            " rename, fsync of the directory per chunk (the store's durability), one thread; measured just"
+            " before and just after each run's uploads, and each upload ratio is the median over runs of"
+            " that run's figure / the mean of its two limits (paired; the shared disk drifts).",
             "Download limit: reading those chunk files and verifying each with SHA-256, one thread.",
             f"Concurrent GETs: {self.load_generator}, c={self.plan.concurrency}, {self.plan.load_seconds:g} s a run,"
             " on the same 2 cores as the server. Listing: one client, sequential, keep-alive, user with a token.",
