@@ -35,7 +35,16 @@ def _embedded_test_server(database: str):
                 fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return  # another run still uses it
-            pgembed.stop("test")
+            # Belt and braces: another run's database still there means it may still be running.
+            if not _other_test_databases(url, database):
+                pgembed.stop("test")
+
+
+def _other_test_databases(url: str, own: str) -> list[str]:
+    admin = conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'imagerepo\\_test\\_%%' AND datname <> %s", (own,))]
 
 
 @contextlib.contextmanager
