@@ -66,6 +66,7 @@ class StagingArea:
     """A private, flock-held directory for one upload's staged chunk files."""
 
     def __init__(self, parent: Path):
+        parent.mkdir(parents=True, exist_ok=True)  # e.g. emptied by reinstall-schema under a live server
         while True:
             path = Path(tempfile.mkdtemp(dir=parent, prefix="upload-"))
             try:
