@@ -214,7 +214,8 @@ class Bench:
 
         def load(target: str, headers=None) -> dict:
             if wrk:
-                return clients.run_wrk(wrk, target, self.plan.concurrency, self.plan.load_seconds, headers=headers)
+                return clients.run_wrk(wrk, target, self.plan.concurrency, self.plan.load_seconds, headers=headers,
+                                       log=log)
             return clients.run_python_load(target, self.plan.concurrency, self.plan.load_seconds, headers)
 
         load(url)  # warm-up: pools open, chunk cached in every worker
