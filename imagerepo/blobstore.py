@@ -48,6 +48,9 @@ Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None
 
 _HEAD_BYTES = 64 * 1024
 _BATCH = 500
+# How often a server process walks the whole chunk store for orphan and staging files.
+FILE_SWEEP_INTERVAL_SECONDS = 3600
+_SWEEP_LOCK_KEY = 0x1A6E_5E3F
 
 
 class BlobError(Exception):
@@ -394,17 +397,32 @@ class BlobStore:
         return b"".join(self.open(digest))
 
     # -- collecting ------------------------------------------------------------------------
-    def collect_garbage(self, grace_seconds: int | None = None, progress: Progress | None = None) -> GcReport:
+    def collect_garbage(self, grace_seconds: int | None = None, progress: Progress | None = None,
+                        sweep_files: bool = True) -> GcReport:
+        """Free what nothing references. `sweep_files` also walks the whole chunk store for
+        orphan and staging files, which costs a directory scan: the server does it rarely."""
         grace = self.gc_grace_seconds if grace_seconds is None else grace_seconds
         report = GcReport()
         self._free_objects(grace, report, progress)
         self._free_chunks(grace, report, progress)
-        self._sweep_orphans(grace, report, progress)
-        # In-flight uploads hold their staging area's lock, so even grace 0 cannot hurt them.
-        report.staging_files_removed = self.store.sweep_staging(grace)
+        if sweep_files:
+            self._sweep_files(grace, report, progress)
         self.counters["gc_runs"] += 1
         self.counters["gc_chunks_freed"] += report.chunks_freed
         return report
+
+    def _sweep_files(self, grace: int, report: GcReport, progress) -> None:
+        # One process at a time walks the store: every worker runs a collector, and N
+        # concurrent walks of a big store would only multiply the disk work.
+        with self.db.transaction() as lock_conn:
+            if not lock_conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_SWEEP_LOCK_KEY,)).fetchone()["ok"]:
+                return
+            try:
+                self._sweep_orphans(grace, report, progress)
+                # In-flight uploads hold their staging area's lock, so even grace 0 cannot hurt them.
+                report.staging_files_removed = self.store.sweep_staging(grace)
+            finally:
+                lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_SWEEP_LOCK_KEY,))
 
     def _free_objects(self, grace: int, report: GcReport, progress) -> None:
         while True:
@@ -500,9 +518,13 @@ class BlobStore:
         self._stop.clear()
 
         def loop():
+            last_sweep = time.monotonic()
             while not self._stop.wait(interval_seconds):
                 try:
-                    report = self.collect_garbage()
+                    sweep = time.monotonic() - last_sweep >= FILE_SWEEP_INTERVAL_SECONDS
+                    report = self.collect_garbage(sweep_files=sweep)
+                    if sweep:
+                        last_sweep = time.monotonic()
                     if report.chunks_freed or report.objects_freed or report.orphan_files_removed:
                         log.info("collector: %s", report)
                 except Exception:  # the collector must outlive a database hiccup
