@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
+import functools
 import logging
+import math
 import re
 import secrets
 import unicodedata
 import urllib.parse
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pydantic
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
-from . import access, imagetypes
+from . import access, imagetypes, tags as tagsmod
 from .blobstore import ChunkCorrupt, EmptyUpload, StagedObject, UploadTooLarge
 from .context import services
 from .errors import ApiError
-from .validation import Schema, UploadedFile, api
+from .tags import TagFields, TagNames
+from .validation import ErrorDetail, Schema, UploadedFile, api
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class UploadForm(Schema):
     isPrivate: IsPrivate = False
     accessKey: AccessKey | None = pydantic.Field(
         None, description="Key others must present to see a private image; generated when omitted")
+    tags: TagFields = []
 
 
 class RawUploadQuery(Schema):
@@ -56,6 +61,7 @@ class RawUploadQuery(Schema):
     description: Description = ""
     isPrivate: IsPrivate = False
     accessKey: AccessKey | None = None
+    tags: TagFields = []
 
 
 class ImageAccessQuery(Schema):
@@ -67,7 +73,71 @@ class ContentQuery(ImageAccessQuery):
     download: bool = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
 
 
-class ListQuery(Schema):
+def _instant(value: str) -> dt.datetime:
+    """An ISO 8601 date or date-time; no zone means UTC."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("an ISO 8601 date or date-time is required")
+    try:
+        if len(value) == 10:
+            stamp = dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
+        else:
+            stamp = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("an ISO 8601 date (2024-05-01) or date-time (2024-05-01T12:00:00Z) is required") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
+
+
+class ImageFilters(Schema):
+    """The filters GET /images and GET /tags/<name>/images share. All of them combine (AND)."""
+    tag: TagFields = pydantic.Field([], description="Images carrying all these tags (repeat and/or comma-separate)")
+    q: Annotated[str, pydantic.StringConstraints(max_length=200)] | None = pydantic.Field(
+        None, description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)")
+    from_: str | None = pydantic.Field(None, alias="from", description="Created at or after (ISO 8601 date or date-time)")
+    to: str | None = pydantic.Field(None, description="Created at or before (ISO 8601; a date means that whole day)")
+    owner: Annotated[str, pydantic.StringConstraints(max_length=200)] | None = pydantic.Field(
+        None, description="Owner's user name")
+    type: Literal[imagetypes.ACCEPTED_TYPES] | None = pydantic.Field(None, description="Content type, e.g. image/png")
+
+    @pydantic.field_validator("from_", "to")
+    @classmethod
+    def _iso(cls, value):
+        if value is not None:
+            _instant(value)
+        return value
+
+    @pydantic.field_validator("q")
+    @classmethod
+    def _words(cls, value):
+        if value is not None and not search_words(value):
+            raise ValueError("q holds no letters or digits to search for")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _ordered(self):
+        if self.from_ and self.to and self.created_after > self.created_before:
+            raise ValueError("from is after to")
+        return self
+
+    @property
+    def created_after(self) -> dt.datetime | None:
+        return _instant(self.from_) if self.from_ else None
+
+    @property
+    def created_before(self) -> dt.datetime | None:
+        """The exclusive upper bound: the end of the day for a date, else just past `to`."""
+        if not self.to:
+            return None
+        try:
+            return _instant(self.to) + (dt.timedelta(days=1) if len(self.to) == 10 else dt.timedelta(microseconds=1))
+        except OverflowError:
+            return None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tag or self.q or self.from_ or self.to or self.owner or self.type)
+
+
+class ListQuery(ImageFilters):
     limit: int = pydantic.Field(20, ge=1, le=MAX_LIST_LIMIT)
     cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
     mine: bool = pydantic.Field(False, description="1: only the caller's images (needs a token)")
@@ -111,6 +181,7 @@ class ImageOut(Schema):
     createdAt: dt.datetime
     updatedAt: dt.datetime
     url: str = pydantic.Field(description="Path of the content")
+    tags: list[str] = pydantic.Field(description="Tag names, sorted")
 
     @pydantic.model_serializer(mode="wrap")
     def _owner_only_key(self, handler):
@@ -141,7 +212,7 @@ def image_out(row, viewer_id: int | None) -> ImageOut:
         description=row["description"], isPrivate=row["is_private"], size=row["size"],
         contentType=row["content_type"], width=row["width"], height=row["height"],
         sha256=bytes(row["object_digest"]).hex(), createdAt=row["created_at"],
-        updatedAt=row["updated_at"], url=f"/images/{row['id']}/content",
+        updatedAt=row["updated_at"], url=f"/images/{row['id']}/content", tags=row["tags"],
     )
     if viewer_id is not None and viewer_id == row["owner_id"]:
         fields["accessKey"] = row["access_key"]
@@ -201,7 +272,8 @@ def _finish(stager) -> StagedObject:
 
 
 def create_image(owner_id: int, staged: StagedObject, filename: str | None, description: str,
-                 is_private: bool, access_key: str | None):
+                 is_private: bool, access_key: str | None, tags: list[str] = ()):
+    """Store the staged bytes as a new image of `owner_id`; `tags` are normalised names."""
     kind = imagetypes.sniff(staged.head, staged.reader)
     if is_private and not access_key:
         access_key = secrets.token_urlsafe(24)
@@ -214,7 +286,13 @@ def create_image(owner_id: int, staged: StagedObject, filename: str | None, desc
             (owner_id, bytes.fromhex(staged.digest), display_name(filename), kind.content_type,
              kind.width, kind.height, description, is_private, access_key),
         ).fetchone()["id"]
-        return find_image(conn, image_id)
+        if tags:
+            tagsmod.set_image_tags(conn, image_id, list(tags))
+        return _with_tags(conn, find_image(conn, image_id))
+
+
+def _with_tags(conn, row):
+    return tagsmod.attach_tags(conn, [row])[0]
 
 
 _UPLOAD_ERRORS = {400: "Empty file or malformed body", 413: "Larger than IMAGEREPO_MAX_UPLOAD_BYTES",
@@ -229,7 +307,8 @@ def upload(form: UploadForm):
     owner = access.caller_id()
     staged = _finish(form.file.stream.stager)
     try:
-        row = create_image(owner, staged, form.file.filename, form.description, form.isPrivate, form.accessKey)
+        row = create_image(owner, staged, form.file.filename, form.description, form.isPrivate, form.accessKey,
+                           form.tags)
     finally:
         staged.discard()
     return image_out(row, owner)
@@ -251,12 +330,104 @@ def upload_raw(query: RawUploadQuery):
             raise _too_large() from None
         staged = _finish(stager)
         try:
-            row = create_image(owner, staged, query.name, query.description, query.isPrivate, query.accessKey)
+            row = create_image(owner, staged, query.name, query.description, query.isPrivate, query.accessKey,
+                               query.tags)
         finally:
             staged.discard()
     finally:
         stager.abort()
     return image_out(row, owner)
+
+
+# -- batch upload ---------------------------------------------------------------------------
+MAX_BATCH_FILES = 100
+# The whole body of a batch; every file in it is also held to IMAGEREPO_MAX_UPLOAD_BYTES.
+MAX_BATCH_BYTES = 1024**3
+
+
+class BatchForm(Schema):
+    file: list[UploadedFile] = pydantic.Field(
+        min_length=1, max_length=MAX_BATCH_FILES, description=f"The images: one part each, at most {MAX_BATCH_FILES}")
+    description: Description = ""
+    isPrivate: IsPrivate = False
+    accessKey: AccessKey | None = pydantic.Field(
+        None, description="Key for every private image of the batch; each gets its own generated one when omitted")
+    tags: TagFields = []
+
+    @pydantic.field_validator("file", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return value if isinstance(value, list) else [value]
+
+
+class BatchFailure(Schema):
+    name: str = pydantic.Field(description="The refused file's name")
+    error: ErrorDetail
+
+
+class BatchOut(Schema):
+    created: list[ImageOut]
+    failed: list[BatchFailure]
+
+
+class _BatchSink(_StagingSink):
+    """One file of a batch. Past the size limit it is marked too large and the rest of its bytes
+    are dropped, so the parser reads on to the next file instead of failing the whole batch."""
+
+    def __init__(self):
+        g.batch_files = g.get("batch_files", 0) + 1
+        if g.batch_files > MAX_BATCH_FILES:
+            raise ApiError(413, "too_many_files", f"a batch holds at most {MAX_BATCH_FILES} files")
+        super().__init__()
+        self.too_large = False
+
+    def write(self, data: bytes) -> int:
+        if not self.too_large:
+            try:
+                self.stager.write(data)
+            except UploadTooLarge:
+                self.too_large = True  # the stager has dropped what it staged
+        return len(data)
+
+
+def _batch_body_limit(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        request.max_content_length = max(MAX_BATCH_BYTES, services().config.max_upload_bytes + 1024**2)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _store_one(owner: int, part, form: BatchForm):
+    sink = part.stream
+    if sink.too_large:
+        raise _too_large()
+    staged = _finish(sink.stager)
+    try:
+        return create_image(owner, staged, part.filename, form.description, form.isPrivate, form.accessKey, form.tags)
+    finally:
+        staged.discard()
+
+
+@bp.post("/images/batch")
+@access.token_required
+@_batch_body_limit
+@api(form=BatchForm, file_sink=_BatchSink, response=BatchOut, status=201,
+     other_statuses={200: "Some files were refused (listed in `failed`), the others stored"},
+     responses={400: "Malformed body", 413: f"More than {MAX_BATCH_FILES} files, or the body is over {MAX_BATCH_BYTES} bytes",
+                422: "Invalid field or no file"},
+     summary="Upload many images in one multipart request; each file is stored or refused on its own")
+def upload_batch(form: BatchForm):
+    owner = access.caller_id()
+    created, failed = [], []
+    for part in form.file:
+        try:
+            created.append(image_out(_store_one(owner, part, form), owner))
+        except ApiError as err:
+            failed.append(BatchFailure(name=display_name(part.filename),
+                                       error=ErrorDetail(code=err.code, message=err.message)))
+    return BatchOut(created=created, failed=failed), 200 if failed else 201
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -272,6 +443,8 @@ _READ_ERRORS = {403: "Wrong access key", 404: "Absent, or private and no key giv
 def get_image(image_id: int, query: ImageAccessQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
+    with services().db.transaction() as conn:
+        _with_tags(conn, row)
     return image_out(row, viewer)
 
 
@@ -390,47 +563,159 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
         raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
 
 
-def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple[dt.datetime, int] | None):
+def search_words(text: str) -> list[str]:
+    """The words of a search: runs of letters and digits, cut the way search vectors are
+    (schema/004_catalog.sql), lower case; at most 10."""
+    return [w.lower() for w in re.findall(r"[^\W_]+", text)][:10]
+
+
+def search_query(text: str) -> str:
+    """A to_tsquery() text: every word, as a prefix (`sun` finds `sunset`)."""
+    return " & ".join(f"'{word}':*" for word in search_words(text))
+
+
+def encode_rank_cursor(rank: float, image_id: int) -> str:
+    raw = f"rank|{rank!r}|{image_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_rank_cursor(cursor: str) -> tuple[float, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, rank, image_id = raw.split("|")
+        if kind != "rank" or not math.isfinite(float(rank)) or not 0 < int(image_id) < 2**63:
+            raise ValueError("not a rank cursor")
+        return float(rank), int(image_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
+
+
+@dataclasses.dataclass
+class Filters:
+    """ImageFilters resolved to what the SQL compares: tag ids, an owner id, a tsquery."""
+    tag_ids: list[int] = dataclasses.field(default_factory=list)
+    search: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    owner_id: int | None = None
+    content_type: str | None = None
+
+
+def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None, where: Filters | None = None):
     """The page query (limit + 1 rows, to know whether there is more) and its parameters.
 
-    Each branch walks its own index (images_public_created_idx, images_owner_created_idx) with
-    the keyset condition and a LIMIT, so a page costs O(limit) whatever the table size."""
-    after = " AND (created_at, id) < (%(at)s, %(id)s)" if cursor else ""
-    public = ("(SELECT id, created_at FROM images WHERE NOT is_private" + after
-              + " ORDER BY created_at DESC, id DESC LIMIT %(n)s)")
-    own = ("(SELECT id, created_at FROM images WHERE owner_id = %(viewer)s" + after
-           + " ORDER BY created_at DESC, id DESC LIMIT %(n)s)")
+    The visible set is the UNION of two branches, public images and the viewer's own, each
+    filtered and cut to limit + 1 on its own: without filters each walks its index
+    (images_public_created_idx, images_owner_created_idx) with the keyset condition, so a page
+    costs O(limit) at any table size; with selective filters the planner starts from the
+    filter's index instead (image_tags_tag_idx, images_search_idx, images_type_created_idx).
+    With a search (`where.search`) pages are ordered by rank, then id, and the cursor is
+    (rank, id); otherwise newest first and the cursor is (created_at, id)."""
+    where = where or Filters()
+    params = {"viewer": viewer, "n": limit + 1, "q": where.search, "after": where.created_after,
+              "before": where.created_before, "owner": where.owner_id, "type": where.content_type}
+    conditions = []
+    for n, tag_id in enumerate(where.tag_ids):
+        params[f"tag{n}"] = tag_id
+        conditions.append(f"EXISTS (SELECT 1 FROM image_tags it WHERE it.image_id = images.id"
+                          f" AND it.tag_id = %(tag{n})s)")
+    if where.search:
+        conditions.append("search @@ to_tsquery('simple', %(q)s)")
+    if where.created_after:
+        conditions.append("created_at >= %(after)s")
+    if where.created_before:
+        conditions.append("created_at < %(before)s")
+    if where.owner_id is not None:
+        conditions.append("owner_id = %(owner)s")
+    if where.content_type:
+        conditions.append("content_type = %(type)s")
+    if where.search:
+        rank = "ts_rank(search, to_tsquery('simple', %(q)s))::float8"
+        columns, order, outer_order = f"id, created_at, {rank} AS rank", "rank DESC, id DESC", "page.rank DESC, i.id DESC"
+        if cursor:
+            conditions.append(f"({rank}, id) < (%(at)s, %(id)s)")
+    else:
+        columns, order, outer_order = "id, created_at", "created_at DESC, id DESC", "i.created_at DESC, i.id DESC"
+        if cursor:
+            conditions.append("(created_at, id) < (%(at)s, %(id)s)")
+    params["at"], params["id"] = cursor if cursor else (None, None)
+    filtered = "".join(f" AND {c}" for c in conditions)
+    public = f"(SELECT {columns} FROM images WHERE NOT is_private{filtered} ORDER BY {order} LIMIT %(n)s)"
+    own = f"(SELECT {columns} FROM images WHERE owner_id = %(viewer)s{filtered} ORDER BY {order} LIMIT %(n)s)"
     branches = [own] if mine else ([public, own] if viewer is not None else [public])
-    params = {"viewer": viewer, "n": limit + 1, "at": cursor[0] if cursor else None,
-              "id": cursor[1] if cursor else None}
-    sql = (f"SELECT {_COLUMNS} FROM ({' UNION '.join(branches)}) page"
+    rank_column = ", page.rank" if where.search else ""
+    sql = (f"SELECT {_COLUMNS}{rank_column} FROM ({' UNION '.join(branches)}) page"
            " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
-           " ORDER BY i.created_at DESC, i.id DESC LIMIT %(n)s")
+           f" ORDER BY {outer_order} LIMIT %(n)s")
     return sql, params
 
 
-def list_images(viewer: int | None, mine: bool, limit: int, cursor: tuple[dt.datetime, int] | None):
-    """Newest first: the viewer's images and public ones (or only the viewer's, `mine`)."""
-    sql, params = list_query(viewer, mine, limit, cursor)
+def _resolve(conn, filters: ImageFilters) -> Filters | None:
+    """Names to ids; None when a named tag or owner does not exist (nothing can match)."""
+    where = Filters(search=search_query(filters.q) if filters.q else None, created_after=filters.created_after,
+                    created_before=filters.created_before, content_type=filters.type)
+    if filters.tag:
+        ids = tagsmod.tag_ids(conn, filters.tag)
+        if ids is None:
+            return None
+        where.tag_ids = ids
+    if filters.owner is not None:
+        owner = conn.execute("SELECT id FROM users WHERE name = %s", (filters.owner,)).fetchone()
+        if owner is None:
+            return None
+        where.owner_id = owner["id"]
+    return where
+
+
+def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None,
+                filters: ImageFilters | None = None):
+    """A page of what `viewer` may see (own and public images, or only own with `mine`), each
+    row with its tags, and the cursor of the next page."""
+    filters = filters or ImageFilters()
+    ranked = bool(filters.q)
+    position = (decode_rank_cursor(cursor) if ranked else decode_cursor(cursor)) if cursor else None
     with services().db.transaction() as conn:
+        where = _resolve(conn, filters)
+        if where is None:
+            return [], None
+        sql, params = list_query(viewer, mine, limit, position, where)
         rows = conn.execute(sql, params).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-    return rows, next_cursor
+        more = len(rows) > limit
+        rows = tagsmod.attach_tags(conn, rows[:limit])
+    if not more:
+        return rows, None
+    last = rows[-1]
+    return rows, encode_rank_cursor(last["rank"], last["id"]) if ranked else encode_cursor(last["created_at"], last["id"])
+
+
+_LIST_ERRORS = {400: "Invalid cursor", 422: "Invalid limit, mine or filter value"}
+
+
+def listing(viewer: int | None, query: ListQuery) -> ImageListOut:
+    if query.mine and viewer is None:
+        raise ApiError(401, "unauthorized", "mine=1 needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
+    rows, next_cursor = list_images(viewer, query.mine, query.limit, query.cursor, query)
+    return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
 
 
 @bp.get("/images")
-@api(query=ListQuery, response=ImageListOut, auth="optional",
-     responses={400: "Invalid cursor", 422: "Invalid limit or mine"},
-     summary="The caller's images and public ones, newest first (keyset pagination)")
+@api(query=ListQuery, response=ImageListOut, auth="optional", responses=_LIST_ERRORS,
+     summary="The caller's images and public ones: newest first, or by relevance with q (keyset pagination)")
 def list_route(query: ListQuery):
-    viewer = access.caller_id(optional=True)
-    if query.mine and viewer is None:
-        raise ApiError(401, "unauthorized", "mine=1 needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
-    cursor = decode_cursor(query.cursor) if query.cursor else None
-    rows, next_cursor = list_images(viewer, query.mine, query.limit, cursor)
-    return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+    return listing(access.caller_id(optional=True), query)
+
+
+@tagsmod.bp.get("/tags/<name>/images")
+@api(query=ListQuery, response=ImageListOut, auth="optional",
+     responses={**_LIST_ERRORS, 404: "Not a valid tag name"},
+     summary="Images carrying this tag: GET /images?tag=<name>, with the same filters, pages and access rules")
+def tag_images_route(name: str, query: ListQuery):
+    try:
+        tag = tagsmod.normalise_tag(name)
+    except ValueError:
+        raise ApiError(404, "not_found", "no such tag") from None
+    query.tag = [tag] + [t for t in query.tag if t != tag]
+    return listing(access.caller_id(optional=True), query)
 
 
 # -- changing -------------------------------------------------------------------------------
@@ -447,7 +732,7 @@ def update_image(image_id: int, owner: int, changes: dict):
             " WHERE id = %s",
             (description, is_private, access_key, image_id),
         )
-        return find_image(conn, image_id)
+        return _with_tags(conn, find_image(conn, image_id))
 
 
 _CHANGE_ERRORS = {400: "Malformed JSON", 403: "Not the owner", 404: "Absent or not visible to you", 422: ""}
@@ -471,6 +756,27 @@ def patch_image(image_id: int, body: ImagePatch):
     owner = access.caller_id()
     changes = body.model_dump(include=body.model_fields_set)
     return image_out(update_image(image_id, owner, changes), owner)
+
+
+class TagsPut(Schema):
+    tags: TagNames = pydantic.Field(description="The image's tags from now on (an empty list removes them all)")
+
+
+def replace_tags(image_id: int, owner: int, names: list[str]):
+    with services().db.transaction() as conn:
+        access.owned_image(conn, image_id, owner)
+        tagsmod.set_image_tags(conn, image_id, names)
+        conn.execute("UPDATE images SET updated_at = now() WHERE id = %s", (image_id,))
+        return _with_tags(conn, find_image(conn, image_id))
+
+
+@bp.put("/images/<int:image_id>/tags")
+@access.token_required
+@api(body=TagsPut, response=ImageOut, responses=_CHANGE_ERRORS,
+     summary="Replace an image's tags (owner only); tags are created on first use")
+def put_tags(image_id: int, body: TagsPut):
+    owner = access.caller_id()
+    return image_out(replace_tags(image_id, owner, body.tags), owner)
 
 
 def delete_image(image_id: int, owner: int) -> None:

@@ -120,14 +120,15 @@ def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
 def api(*, body=None, query=None, form=None, file_sink=None, response=None, status: int = 200,
         summary: str = "", auth: bool | str = True, responses: dict[int, str] | None = None,
         request_doc: dict | None = None, response_doc: dict | None = None,
-        parameters: list[dict] | None = None):
+        parameters: list[dict] | None = None, other_statuses: dict[int, str] | None = None):
     """Validate the request into models and serialise the returned model.
 
     `form` is a multipart model (see `parse_form`), `file_sink` makes the object each file part
     is streamed into. `auth` is True (token required), False, or "optional" (a token is used
     when sent). `request_doc` / `response_doc` describe bodies that are not JSON (bytes) for the
     OpenAPI document; `responses` lists the error statuses the route can answer; `parameters`
-    adds OpenAPI parameters the models do not describe (headers).
+    adds OpenAPI parameters the models do not describe (headers). A view may return
+    `(model, status)` to answer one of `other_statuses` (successes with the same schema).
     """
 
     def decorate(view):
@@ -151,9 +152,12 @@ def api(*, body=None, query=None, form=None, file_sink=None, response=None, stat
             finally:
                 for sink in sinks:
                     sink.close()
+            answer_status = status
+            if isinstance(result, tuple) and len(result) == 2 and result[1] in (other_statuses or {}):
+                result, answer_status = result
             if isinstance(result, pydantic.BaseModel):
                 out = jsonify(result.model_dump(mode="json", by_alias=True))
-                out.status_code = status
+                out.status_code = answer_status
                 return out
             return result
 
@@ -162,6 +166,7 @@ def api(*, body=None, query=None, form=None, file_sink=None, response=None, stat
             "summary": summary or (view.__doc__ or "").strip().split("\n")[0],
             "auth": auth, "responses": responses or {}, "request_doc": request_doc,
             "response_doc": response_doc, "parameters": parameters or [],
+            "other_statuses": other_statuses or {},
         }
         return wrapper
 
@@ -222,6 +227,8 @@ def openapi_document(app: Flask) -> dict:
             elif spec["response_doc"] is not None:
                 ok.update(spec["response_doc"])
             op["responses"] = {str(spec["status"]): ok}
+            for code, text in spec.get("other_statuses", {}).items():
+                op["responses"][str(code)] = {**ok, "description": text}
             for code, text in spec["responses"].items():
                 op["responses"][str(code)] = {"description": text or _STATUS_TEXT.get(code, ""),
                                               "content": {"application/json": {"schema": error_ref}}}

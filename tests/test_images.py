@@ -11,7 +11,7 @@ from imagesamples import (FORMATS, SVG, dicom_bytes, image_bytes, noise_bmp, png
                           upload, uploaded)
 
 IMAGE_KEYS = {"id", "name", "creator", "locked", "description", "isPrivate", "size", "contentType",
-              "width", "height", "sha256", "createdAt", "updatedAt", "url"}
+              "width", "height", "sha256", "createdAt", "updatedAt", "url", "tags"}
 
 
 @pytest.fixture
