@@ -27,7 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     services = Services(config=config, db=database)
     app.extensions["imagerepo"] = services
 
-    from . import admin, audit, auth, docs, health, images
+    from . import admin, audit, auth, docs, health, images, tags
     from .blobstore import BlobStore
 
     services.blobs = BlobStore.for_config(config, database, images.OBJECT_REFERENCES_SQL)
@@ -35,6 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
     auth.init_jwt(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(images.bp)
+    app.register_blueprint(tags.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(audit.bp)
