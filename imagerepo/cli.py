@@ -186,6 +186,26 @@ def cmd_stats(args, config: Config) -> int:
     return 0
 
 
+def cmd_seed_demo(args, config: Config) -> int:
+    from . import create_app
+    from .seed import DEMO_PASSWORD, seed_demo
+
+    if args.users < 1 or args.images < 0:
+        print("seed-demo needs --users >= 1 and --images >= 0", file=sys.stderr)
+        return 2
+    app = create_app(config)
+    progress = ProgressPrinter()
+    try:
+        summary = seed_demo(app, args.users, args.images, seed=args.seed, progress=progress)
+    finally:
+        progress.finish()
+        app.extensions["imagerepo"].blobs.stop_background_collector()
+        app.extensions["imagerepo"].db.close()
+    print(json.dumps({**summary, "logins": [f"demo{n}" for n in range(1, args.users + 1)],
+                      "password": DEMO_PASSWORD}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m imagerepo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gc)
     p = sub.add_parser("stats", help="images, objects, chunks, logical and stored bytes, dedup ratio")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("seed-demo", help="fill a dev instance with demo users, generated images and tags")
+    p.add_argument("--users", type=int, default=3, help="demo accounts demo1..N (existing ones are reused)")
+    p.add_argument("--images", type=int, default=200, help="images to generate")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
+    p.set_defaults(func=cmd_seed_demo)
     return parser
 
 
