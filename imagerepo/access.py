@@ -59,22 +59,28 @@ def visible_image(image_id: int, viewer: int | None, key: str | None):
     """The image row if `viewer` (None: anonymous) with `key` may see it; else the error."""
     from .images import find_image
 
-    with services().db.transaction() as conn:
+    db = services().db
+    with db.read() as conn:  # the common case (public, or the owner) is this one statement
         row = find_image(conn, image_id)
-        if row is None:
-            raise _not_found()
-        if not row["is_private"] or row["owner_id"] == viewer:
-            return row
-        if key is None:
-            raise _not_found()
-        check_key(conn, row, key)
+    if row is None:
+        raise _not_found()
+    if not row["is_private"] or row["owner_id"] == viewer:
         return row
+    if key is None:
+        raise _not_found()
+    with db.transaction() as conn:
+        key_ok = check_key(conn, row, key)
+    # Raised after the transaction has committed, so the recorded failure is kept.
+    if not key_ok:
+        raise ApiError(403, "wrong_access_key", "the access key is wrong")
+    return row
 
 
-def check_key(conn, row, key: str) -> None:
+def check_key(conn, row, key: str) -> bool:
     """Compare the key in constant time, counting failures per image and client. Runs under a
     transaction-scoped advisory lock per (image, client), so concurrent guesses from several
-    workers cannot slip past the limit together."""
+    workers cannot slip past the limit together. Returns False (failure recorded) for a wrong
+    key; raises 429 past the limit."""
     config = services().config
     client = _client()
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"access-key:{row['id']}:{client}",))
@@ -88,7 +94,7 @@ def check_key(conn, row, key: str) -> None:
                        headers={"Retry-After": str(config.access_key_window_seconds)})
     stored = row["access_key"] or ""
     if stored and hmac.compare_digest(stored.encode(), key.encode()):
-        return
+        return True
     # Old failures are useless once out of the window; drop them as new ones come in.
     conn.execute(
         "DELETE FROM access_key_failures WHERE image_id = %s AND client = %s"
@@ -96,9 +102,7 @@ def check_key(conn, row, key: str) -> None:
         (row["id"], client, config.access_key_window_seconds),
     )
     conn.execute("INSERT INTO access_key_failures (image_id, client) VALUES (%s, %s)", (row["id"], client))
-    # The failure must be recorded even though the request fails: commit before raising.
-    conn.commit()
-    raise ApiError(403, "wrong_access_key", "the access key is wrong")
+    return False
 
 
 def owned_image(conn, image_id: int, owner: int):

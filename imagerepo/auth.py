@@ -185,7 +185,7 @@ def init_jwt(app: Flask) -> None:
     @jwt.token_in_blocklist_loader
     def _token_revoked(_header, payload) -> bool:
         # One round trip answers both: revoked by logout, or the account disabled/removed.
-        with services().db.transaction() as conn:
+        with services().db.read() as conn:
             row = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %s) AS revoked,"
                 " (SELECT is_disabled FROM users WHERE id = %s) AS disabled",

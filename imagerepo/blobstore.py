@@ -34,10 +34,14 @@ import dataclasses
 import hashlib
 import io
 import logging
+import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
+
+from cachetools import LRUCache
 
 from .cache import ChunkCache
 from .chunkstore import ChunkMissing, LocalChunkStore, StagingArea
@@ -48,9 +52,34 @@ Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None
 
 _HEAD_BYTES = 64 * 1024
 _BATCH = 500
+MANIFEST_CACHE_ENTRIES = 20_000
 # How often a server process walks the whole chunk store for orphan and staging files.
 FILE_SWEEP_INTERVAL_SECONDS = 3600
 _SWEEP_LOCK_KEY = 0x1A6E_5E3F
+
+
+_io_executor: ThreadPoolExecutor | None = None
+_io_executor_pid: int | None = None
+_io_executor_lock = threading.Lock()
+
+
+def _io_pool() -> ThreadPoolExecutor:
+    """Threads for blocking file work (fsync, read + verify). Per process: threads do not
+    survive fork, and gunicorn forks its workers."""
+    global _io_executor, _io_executor_pid
+    if _io_executor is None or _io_executor_pid != os.getpid():
+        with _io_executor_lock:
+            if _io_executor is None or _io_executor_pid != os.getpid():
+                _io_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="imagerepo-io")
+                _io_executor_pid = os.getpid()
+    return _io_executor
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    size: int
+    chunk_size: int
+    chunks: tuple[str, ...]  # chunk digests (hex), in order
 
 
 class BlobError(Exception):
@@ -67,6 +96,10 @@ class EmptyUpload(BlobError):
 
 class ChunkCorrupt(BlobError):
     """A chunk's bytes on disk do not match its digest (or the file is missing)."""
+
+
+class ChunkLost(ChunkCorrupt):
+    """A chunk's file is missing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +305,8 @@ class BlobStore:
         # SELECT yielding one row (object_digest) per reference; None means "no referrers table".
         self.object_references_sql = object_references_sql
         self.counters = collections.Counter()
+        self._manifests: LRUCache = LRUCache(maxsize=MANIFEST_CACHE_ENTRIES)
+        self._manifest_lock = threading.Lock()
         self._collector: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -332,9 +367,10 @@ class BlobStore:
                 copy.write_row((digest, index, bytes.fromhex(chunk.digest)))
         # Row locks on every chunk are held now: the collector cannot free any of them until
         # we commit, so publishing a missing file here cannot be undone behind our back.
-        for chunk in distinct:
-            if self.store.put(chunk.digest, chunk.path):
-                self.counters["chunks_written"] += 1
+        # In parallel: each publish is an fsync of the file and of its fan-out directory, and
+        # fsyncs on different files overlap well (the serial loop spent most of an upload here).
+        written = _io_pool().map(lambda chunk: self.store.put(chunk.digest, chunk.path), distinct)
+        self.counters["chunks_written"] += sum(written)
         self.counters["objects_created"] += 1
         return StoredObject(staged.digest, staged.size, staged.chunk_size, created=True)
 
@@ -351,13 +387,14 @@ class BlobStore:
     def read_chunk(self, digest: str) -> bytes:
         """Verified bytes of one chunk: from the cache, else from the store and checked."""
         data = self.cache.get(digest)
-        if data is not None:
-            return data
+        return data if data is not None else self._load_chunk(digest)
+
+    def _load_chunk(self, digest: str) -> bytes:
         try:
             data = self.store.get(digest)
         except ChunkMissing:
             log.error("chunk %s is referenced but missing from the store", digest)
-            raise ChunkCorrupt(f"chunk {digest} is missing") from None
+            raise ChunkLost(f"chunk {digest} is missing") from None
         if hashlib.sha256(data).hexdigest() != digest:
             log.error("chunk %s failed verification: its bytes do not match its digest", digest)
             self.counters["chunks_corrupt"] += 1
@@ -365,30 +402,69 @@ class BlobStore:
         self.cache.put(digest, data)
         return data
 
+    def _read_ahead(self, digest: str):
+        """A future of the chunk's bytes: done at once on a cache hit, else loading on the I/O
+        pool, so reading and hashing the next chunk overlaps sending this one."""
+        data = self.cache.get(digest)
+        if data is not None:
+            done: Future = Future()
+            done.set_result(data)
+            return done
+        return _io_pool().submit(self._load_chunk, digest)
+
+    def manifest(self, digest: str) -> tuple[Manifest, bool]:
+        """The object's size, chunk size and chunk digests; and whether it came from the cache.
+
+        Manifests are content-addressed and never change while the object exists, so each
+        worker keeps recent ones: a small image's GET then needs no manifest query at all."""
+        with self._manifest_lock:
+            cached = self._manifests.get(digest)
+        if cached is not None:
+            return cached, True
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT o.size, o.chunk_size, array_agg(oc.chunk_digest ORDER BY oc.idx) AS chunks"
+                " FROM objects o JOIN object_chunks oc ON oc.object_digest = o.digest"
+                " WHERE o.digest = %s GROUP BY o.digest, o.size, o.chunk_size",
+                (bytes.fromhex(digest),),
+            ).fetchone()
+        if row is None:
+            raise KeyError(digest)
+        found = Manifest(row["size"], row["chunk_size"], tuple(_hex(c) for c in row["chunks"]))
+        with self._manifest_lock:
+            self._manifests[digest] = found
+        return found, False
+
+    def forget_manifest(self, digest: str) -> None:
+        with self._manifest_lock:
+            self._manifests.pop(digest, None)
+
     def open(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of an object, chunk by chunk, reading only the chunks
         the range touches. The first chunk is read before returning, so a missing or corrupt
         first chunk raises here (before a response has started)."""
-        with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT oc.idx, oc.chunk_digest, o.chunk_size, o.size FROM objects o"
-                " JOIN object_chunks oc ON oc.object_digest = o.digest"
-                " WHERE o.digest = %s AND oc.idx BETWEEN %s / o.chunk_size"
-                "   AND LEAST(coalesce(%s, o.size - 1), o.size - 1) / o.chunk_size"
-                " ORDER BY oc.idx",
-                (bytes.fromhex(digest), start, end),
-            ).fetchall()
-        if not rows:
-            raise KeyError(digest)
-        size = rows[0]["size"]
-        end = size - 1 if end is None else min(end, size - 1)
-        plan = [(r["idx"] * r["chunk_size"], _hex(r["chunk_digest"])) for r in rows]
-        first = self.read_chunk(plan[0][1])
-        return self._iterate(plan, first, start, end)
+        for attempt in range(2):
+            found, from_cache = self.manifest(digest)
+            last = found.size - 1 if end is None else min(end, found.size - 1)
+            first_index, last_index = start // found.chunk_size, last // found.chunk_size
+            plan = [(index * found.chunk_size, found.chunks[index]) for index in range(first_index, last_index + 1)]
+            try:
+                first = self.read_chunk(plan[0][1])
+            except ChunkLost:
+                # A cached manifest can outlive its object (freed, then stored again with
+                # another chunk size, so other chunks); ask the database once before giving up.
+                if from_cache and attempt == 0:
+                    self.forget_manifest(digest)
+                    continue
+                raise
+            return self._iterate(plan, first, start, last)
+        raise AssertionError("unreachable")
 
     def _iterate(self, plan, first: bytes, start: int, end: int) -> Iterator[bytes]:
+        upcoming = None
         for position, (chunk_start, chunk_digest) in enumerate(plan):
-            data = first if position == 0 else self.read_chunk(chunk_digest)
+            data = first if position == 0 else upcoming.result()
+            upcoming = self._read_ahead(plan[position + 1][1]) if position + 1 < len(plan) else None
             low = max(start - chunk_start, 0)
             high = min(end + 1 - chunk_start, len(data))
             yield data if (low == 0 and high == len(data)) else data[low:high]

@@ -5,7 +5,9 @@ Use `db.transaction()` for every unit of work:
     with db.transaction() as conn:
         conn.execute("UPDATE ...", params)
 
-It commits when the block ends and rolls back when it raises (psycopg's pool semantics).
+It commits when the block ends and rolls back when it raises. A single read-only statement
+may use `db.read()` instead: the same pooled connection without BEGIN/COMMIT, which saves two
+round trips on the hot read paths (token checks, image lookups).
 """
 from __future__ import annotations
 
@@ -59,7 +61,9 @@ class Database:
                         self.url,
                         min_size=self._min_size,
                         max_size=self._max_size,
-                        kwargs={"row_factory": dict_row},
+                        # Transactions are explicit (conn.transaction() in `transaction`), so a
+                        # lone read pays no BEGIN/COMMIT round trips.
+                        kwargs={"row_factory": dict_row, "autocommit": True},
                         open=True,
                         name="imagerepo",
                     )
@@ -68,6 +72,12 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self):
+        with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self):
+        """A connection for one read-only statement (each statement commits on its own)."""
         with self.pool.connection() as conn:
             yield conn
 

@@ -428,3 +428,30 @@ def test_the_background_collector_frees_released_storage(config, owner):
     finally:
         blobs.stop_background_collector()
         blobs.db.close()
+
+
+# -- the manifest cache ------------------------------------------------------------------------
+def test_a_hot_read_asks_the_database_nothing_about_the_manifest(blobs, owner):
+    data = pseudo_random(2 * CS + 7, seed=90)
+    add_reference(blobs, owner, data)
+    assert blobs.read_all(sha256(data)) == data
+    # With the object's rows gone the cached manifest (and cached chunks) still serve it:
+    # proof that the second read did not query object_chunks.
+    with blobs.db.transaction() as conn:
+        conn.execute("DELETE FROM object_chunks WHERE object_digest = %s", (bytes.fromhex(sha256(data)),))
+    assert blobs.read_all(sha256(data)) == data
+
+
+def test_a_stale_cached_manifest_is_replaced_not_served(config, blobs, owner):
+    """Content freed and stored again with another chunk size has other chunks: the cached
+    manifest names chunk files that are gone, and the read must find the new manifest."""
+    data = pseudo_random(3 * CS + 11, seed=91)
+    holder = add_reference(blobs, owner, data)
+    assert blobs.read_all(sha256(data)) == data  # the manifest is now cached
+    drop_reference(blobs, holder)
+    blobs.collect_garbage(grace_seconds=0)
+    assert not chunk_files(blobs)
+    blobs.chunk_size = 2 * CS
+    add_reference(blobs, owner, data)
+    assert blobs.read_all(sha256(data)) == data
+    assert b"".join(blobs.open(sha256(data), CS + 5, 2 * CS + 5)) == data[CS + 5: 2 * CS + 6]
