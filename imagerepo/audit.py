@@ -80,17 +80,23 @@ class AuditWriter:
                     self._thread.start()
 
     def _run(self) -> None:
+        # Wake once a second (or when flushed), not once per record: a wake-up per request
+        # was 7% of a listing's time in the benchmark profile.
         while True:
-            rows = [self._queue.get()]
-            deadline = time.monotonic() + _FLUSH_SECONDS
-            while time.monotonic() < deadline and len(rows) < 5000 and not self._hurry.is_set():
-                try:
-                    rows.append(self._queue.get(timeout=max(deadline - time.monotonic(), 0.01)))
-                except queue.Empty:
+            self._hurry.wait(_FLUSH_SECONDS)
+            self._hurry.clear()
+            while True:  # drain everything queued, a batch at a time
+                rows = []
+                while len(rows) < 5000:
+                    try:
+                        rows.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not rows:
                     break
-            self.flush_rows(rows)
-            for _ in rows:
-                self._queue.task_done()
+                self.flush_rows(rows)
+                for _ in rows:
+                    self._queue.task_done()
 
     def flush_rows(self, rows: list[tuple]) -> None:
         try:
@@ -106,10 +112,7 @@ class AuditWriter:
     def flush(self) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
         self._hurry.set()
-        try:
-            self._queue.join()
-        finally:
-            self._hurry.clear()
+        self._queue.join()
 
 
 def init_audit(app: Flask) -> None:

@@ -83,14 +83,19 @@ class StagingArea:
                 break
             os.close(fd)
         self.path = path
+        self._files = 0
         # Closing the descriptor releases the lock; if the owner forgets `remove()`, the
         # finalizer still releases it and the next sweep takes the leftovers.
         self._release = weakref.finalize(self, os.close, fd)
 
     def new_file(self):
         """An open binary file inside this area, and its path."""
-        fd, name = tempfile.mkstemp(dir=self.path, prefix="chunk-", suffix=".tmp")
-        return os.fdopen(fd, "wb"), Path(name)
+        # The area is private to one upload, so a counter names files uniquely; mkstemp's
+        # random names and retries cost ~10% of an upload's time in the profile.
+        self._files += 1
+        path = self.path / f"chunk-{self._files}.tmp"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.fdopen(fd, "wb"), path
 
     def remove(self) -> None:
         """Delete whatever is still staged here and give up the lock."""
