@@ -94,7 +94,7 @@ class ImageFilters(Schema):
         None, description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)")
     from_: str | None = pydantic.Field(None, alias="from", description="Created at or after (ISO 8601 date or date-time)")
     to: str | None = pydantic.Field(None, description="Created at or before (ISO 8601; a date means that whole day)")
-    owner: Annotated[str, pydantic.StringConstraints(max_length=200)] | None = pydantic.Field(
+    owner: Annotated[str, pydantic.StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] | None = pydantic.Field(
         None, description="Owner's user name")
     type: Literal[imagetypes.ACCEPTED_TYPES] | None = pydantic.Field(None, description="Content type, e.g. image/png")
 

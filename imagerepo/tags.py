@@ -130,7 +130,7 @@ def _name_fragment(raw: str) -> str:
 
 
 class TagsQuery(Schema):
-    name: Annotated[str, pydantic.StringConstraints(max_length=MAX_TAG_LENGTH)] | None = pydantic.Field(
+    name: Annotated[str, pydantic.StringConstraints(max_length=MAX_TAG_LENGTH, pattern=r"^[^\x00]*$")] | None = pydantic.Field(
         None, description="Only tags whose name contains this (case-insensitive)")
     limit: int = pydantic.Field(50, ge=1, le=MAX_LIST_LIMIT)
     cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
