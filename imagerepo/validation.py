@@ -153,7 +153,8 @@ def api(*, body=None, query=None, form=None, file_sink=None, response=None, stat
                 for sink in sinks:
                     sink.close()
             answer_status = status
-            if isinstance(result, tuple) and len(result) == 2 and result[1] in (other_statuses or {}):
+            if isinstance(result, tuple) and len(result) == 2 and (
+                    result[1] == status or result[1] in (other_statuses or {})):
                 result, answer_status = result
             if isinstance(result, pydantic.BaseModel):
                 out = jsonify(result.model_dump(mode="json", by_alias=True))
