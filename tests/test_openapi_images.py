@@ -29,4 +29,19 @@ def test_image_routes_are_documented(client):
     assert {"id", "name", "creator", "locked", "sha256", "url"} <= set(image_out["required"])
     assert "accessKey" not in image_out["required"]
     listing = paths["/images"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "mine"}
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "mine", "tag", "q", "from", "to",
+                                                          "owner", "type"}
+    tag_param = next(p for p in listing["parameters"] if p["name"] == "tag")
+    assert tag_param["schema"]["type"] == "array", "tag is repeatable"
+    type_param = next(p for p in listing["parameters"] if p["name"] == "type")
+    assert "image/png" in type_param["schema"]["anyOf"][0]["enum"]
+
+    batch = paths["/images/batch"]["post"]
+    assert {"201", "200", "413", "422"} <= set(batch["responses"])
+    batch_form = schemas[batch["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert batch_form["properties"]["file"]["type"] == "array"
+    assert {"tags", "description", "isPrivate", "accessKey"} <= set(batch_form["properties"])
+    assert "tags" in schemas["ImageOut"]["required"]
+    assert {"200", "403", "404", "422"} <= set(paths["/images/{image_id}/tags"]["put"]["responses"])
+    assert {p["name"] for p in paths["/tags"]["get"]["parameters"]} == {"name", "limit", "cursor"}
+    assert paths["/tags/{name}/images"]["get"]["parameters"][0]["schema"] == {"type": "string"}
