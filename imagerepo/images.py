@@ -650,6 +650,14 @@ def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None,
     return sql, params
 
 
+def page_rows(conn, sql: str, params: dict) -> list[dict]:
+    """Run a list_query. A page reads a few index ranges and stops: starting parallel workers
+    (the planner likes them for the rare-tag walk) costs more than the whole query, so a
+    listing does without them (measured at 100k images: 15 ms -> 3.5 ms for a 0.5% tag)."""
+    conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    return conn.execute(sql, params).fetchall()
+
+
 def _resolve(conn, filters: ImageFilters) -> Filters | None:
     """Names to ids; None when a named tag or owner does not exist (nothing can match)."""
     where = Filters(search=search_query(filters.q) if filters.q else None, created_after=filters.created_after,
@@ -678,8 +686,7 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None,
         where = _resolve(conn, filters)
         if where is None:
             return [], None
-        sql, params = list_query(viewer, mine, limit, position, where)
-        rows = conn.execute(sql, params).fetchall()
+        rows = page_rows(conn, *list_query(viewer, mine, limit, position, where))
         more = len(rows) > limit
         rows = tagsmod.attach_tags(conn, rows[:limit])
     if not more:
