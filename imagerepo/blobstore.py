@@ -37,7 +37,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -64,7 +64,7 @@ _io_executor_lock = threading.Lock()
 
 
 def _io_pool() -> ThreadPoolExecutor:
-    """Threads for blocking file work (fsync, read + verify). Per process: threads do not
+    """Threads for blocking file work (fsyncs at publish). Per process: threads do not
     survive fork, and gunicorn forks its workers."""
     global _io_executor, _io_executor_pid
     if _io_executor is None or _io_executor_pid != os.getpid():
@@ -402,16 +402,6 @@ class BlobStore:
         self.cache.put(digest, data)
         return data
 
-    def _read_ahead(self, digest: str):
-        """A future of the chunk's bytes: done at once on a cache hit, else loading on the I/O
-        pool, so reading and hashing the next chunk overlaps sending this one."""
-        data = self.cache.get(digest)
-        if data is not None:
-            done: Future = Future()
-            done.set_result(data)
-            return done
-        return _io_pool().submit(self._load_chunk, digest)
-
     def manifest(self, digest: str) -> tuple[Manifest, bool]:
         """The object's size, chunk size and chunk digests; and whether it came from the cache.
 
@@ -461,10 +451,10 @@ class BlobStore:
         raise AssertionError("unreachable")
 
     def _iterate(self, plan, first: bytes, start: int, end: int) -> Iterator[bytes]:
-        upcoming = None
+        # Reading the next chunk on another thread while this one is sent was tried and
+        # measured slower on 2 cores (the client shares them): see README, "Performance".
         for position, (chunk_start, chunk_digest) in enumerate(plan):
-            data = first if position == 0 else upcoming.result()
-            upcoming = self._read_ahead(plan[position + 1][1]) if position + 1 < len(plan) else None
+            data = first if position == 0 else self.read_chunk(chunk_digest)
             low = max(start - chunk_start, 0)
             high = min(end + 1 - chunk_start, len(data))
             yield data if (low == 0 and high == len(data)) else data[low:high]
