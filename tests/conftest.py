@@ -108,6 +108,9 @@ def config(clean_db, tmp_path: Path) -> Config:
 def app(config):
     application = create_app(config)
     yield application
+    # Read audit records are written by a background thread: let it finish, or its late insert
+    # can deadlock with the next test's TRUNCATE.
+    application.extensions["imagerepo_audit"].flush()
     svc = application.extensions["imagerepo"]
     svc.blobs.stop_background_collector()
     svc.db.close()

@@ -13,13 +13,6 @@ from imagerepo.tags import normalise_tag
 from imagesamples import image_bytes, quick_user, uploaded
 
 
-@pytest.fixture(autouse=True)
-def _audit_written(app):
-    """Read records are written by a background thread; let it finish before the next test
-    empties the tables (else its late insert and the TRUNCATE can deadlock)."""
-    yield
-    app.extensions["imagerepo_audit"].flush()
-
 
 @pytest.fixture
 def alice(app):

@@ -11,11 +11,6 @@ from imagerepo import create_app, images
 from imagesamples import SVG, image_bytes, quick_user
 
 
-@pytest.fixture(autouse=True)
-def _audit_written(app):
-    yield
-    app.extensions["imagerepo_audit"].flush()
-
 
 @pytest.fixture
 def alice(app):
