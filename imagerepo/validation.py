@@ -52,7 +52,31 @@ def _validation_details(err: pydantic.ValidationError) -> list[dict]:
     ]
 
 
+def _nul_field(data: Any, path: str = "") -> str | None:
+    """The path of the first string holding a NUL character, which PostgreSQL text cannot store."""
+    if isinstance(data, str):
+        return path or "value" if "\x00" in data else None
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key}" if path else key
+        found = _nul_field(value, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
 def _validate(model: type[pydantic.BaseModel], data: Any, where: str):
+    # Checked once here for every request schema rather than on each text field.
+    bad = _nul_field(data)
+    if bad:
+        raise ApiError(422, "validation_failed", f"invalid {where}: {bad}: text must not contain NUL characters",
+                       [{"field": bad, "message": "text must not contain NUL characters"}])
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as err:

@@ -178,3 +178,13 @@ def test_unknown_route_and_method_use_error_shape(client):
 def test_every_response_has_nosniff(client):
     assert client.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/nope").headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("route, payload", [
+    ("/register", {"name": "bo\x00b", "email": "bob@example.com", "password": "longenough"}),
+    ("/register", {"name": "bob", "email": "bob@example.com", "password": "long\x00enough"}),
+    ("/login", {"username": "bo\x00b", "password": "whatever1"}),
+    ("/login", {"username": "bob", "password": "whatever1", "\x00": 1}),
+])
+def test_nul_characters_are_a_validation_error_not_a_crash(client, route, payload):
+    assert_error(client.post(route, json=payload), 422, "validation_failed")

@@ -511,3 +511,16 @@ def test_listing_walks_the_indexes(config, app, mine, viewer):
                 assert "images_owner_created_idx" in plan, plan
             if not mine:
                 assert "images_public_created_idx" in plan, plan
+
+
+def test_nul_characters_in_any_text_field_are_422_not_500(client, alice):
+    image = uploaded(client, alice["headers"])
+    headers = alice["headers"]
+    assert_error(upload(client, headers, image_bytes(), description="a\x00b"), 422, "validation_failed")
+    assert_error(client.patch(f"/images/{image['id']}", headers=headers, json={"description": "a\x00b"}),
+                 422, "validation_failed")
+    assert_error(client.put(f"/images/{image['id']}/tags", headers=headers, json={"tags": ["a\x00b"]}),
+                 422, "validation_failed")
+    for query in ("q=sun%00set", "owner=al%00ice", "tag=x%00", "accesskey=%00"):
+        assert_error(client.get(f"/images?{query}", headers=headers), 422, "validation_failed")
+    assert_error(client.get(f"/images/{image['id']}?accesskey=k%00", headers=headers), 422)
