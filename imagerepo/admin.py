@@ -14,7 +14,7 @@ from flask_jwt_extended import jwt_required
 from .auth import current_user_id, get_user
 from .context import services
 from .errors import ApiError
-from .pagination import decode_cursor, encode_cursor
+from .pagination import decode_time_cursor, encode_time_cursor
 from .validation import Schema, api
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -78,7 +78,7 @@ def users(query: UsersQuery):
     params: list = []
     where = "true"
     if query.cursor:
-        created_at, user_id = decode_cursor(query.cursor)
+        created_at, user_id = decode_time_cursor(query.cursor)
         where = "(u.created_at, u.id) < (%s, %s)"
         params = [created_at, user_id]
     with services().db.transaction() as conn:
@@ -87,7 +87,7 @@ def users(query: UsersQuery):
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return UsersPageOut(users=[_user_out(r) for r in rows],
-                        nextCursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None)
+                        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None)
 
 
 def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUserOut:

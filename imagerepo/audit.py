@@ -22,7 +22,7 @@ from flask_jwt_extended import get_jwt, jwt_required
 from .auth import current_user_id
 from .context import services
 from .errors import ApiError
-from .pagination import decode_cursor, encode_cursor
+from .pagination import decode_time_cursor, encode_time_cursor
 from .validation import Schema, api
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
         conditions.append("created_at < %s")
         params.append(query.to)
     if query.cursor:
-        created_at, row_id = decode_cursor(query.cursor)
+        created_at, row_id = decode_time_cursor(query.cursor)
         conditions.append("(created_at, id) < (%s, %s)")
         params += [created_at, row_id]
     where = " AND ".join(conditions) or "true"
@@ -209,7 +209,7 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
         records=[AuditRecordOut(id=r["id"], userId=r["user_id"], method=r["method"], path=r["path"],
                                 query=r["query"], status=r["status"], durationMs=r["duration_ms"],
                                 client=r["client"], createdAt=r["created_at"]) for r in rows],
-        nextCursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
+        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
     )
 
 

@@ -7,13 +7,10 @@ Who may see what is decided in `imagerepo.access`.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
 import functools
 import logging
-import math
 import re
 import secrets
 import unicodedata
@@ -27,6 +24,7 @@ from . import access, imagetypes, tags as tagsmod
 from .blobstore import ChunkCorrupt, EmptyUpload, StagedObject, UploadTooLarge
 from .context import services
 from .errors import ApiError
+from .pagination import decode_rank_cursor, decode_time_cursor, encode_rank_cursor, encode_time_cursor
 from .tags import TagFields, TagNames
 from .validation import ErrorDetail, Schema, UploadedFile, api
 
@@ -546,23 +544,6 @@ def get_content(image_id: int, query: ContentQuery):
 
 
 # -- listing --------------------------------------------------------------------------------
-def encode_cursor(created_at: dt.datetime, image_id: int) -> str:
-    raw = f"{created_at.isoformat()}|{image_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, image_id = raw.split("|")
-        created_at = dt.datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None or not 0 < int(image_id) < 2**63:
-            raise ValueError("out of range")
-        return created_at, int(image_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
-
-
 def search_words(text: str) -> list[str]:
     """The words of a search: runs of letters and digits, cut the way search vectors are
     (schema/004_catalog.sql), lower case; at most 10."""
@@ -572,22 +553,6 @@ def search_words(text: str) -> list[str]:
 def search_query(text: str) -> str:
     """A to_tsquery() text: every word, as a prefix (`sun` finds `sunset`)."""
     return " & ".join(f"'{word}':*" for word in search_words(text))
-
-
-def encode_rank_cursor(rank: float, image_id: int) -> str:
-    raw = f"rank|{rank!r}|{image_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_rank_cursor(cursor: str) -> tuple[float, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, rank, image_id = raw.split("|")
-        if kind != "rank" or not math.isfinite(float(rank)) or not 0 < int(image_id) < 2**63:
-            raise ValueError("not a rank cursor")
-        return float(rank), int(image_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
 
 
 @dataclasses.dataclass
@@ -681,7 +646,7 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None,
     row with its tags, and the cursor of the next page."""
     filters = filters or ImageFilters()
     ranked = bool(filters.q)
-    position = (decode_rank_cursor(cursor) if ranked else decode_cursor(cursor)) if cursor else None
+    position = (decode_rank_cursor(cursor) if ranked else decode_time_cursor(cursor)) if cursor else None
     with services().db.transaction() as conn:
         where = _resolve(conn, filters)
         if where is None:
@@ -692,7 +657,7 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None,
     if not more:
         return rows, None
     last = rows[-1]
-    return rows, encode_rank_cursor(last["rank"], last["id"]) if ranked else encode_cursor(last["created_at"], last["id"])
+    return rows, encode_rank_cursor(last["rank"], last["id"]) if ranked else encode_time_cursor(last["created_at"], last["id"])
 
 
 _LIST_ERRORS = {400: "Invalid cursor", 422: "Invalid limit, mine or filter value"}

@@ -1,24 +1,76 @@
-"""Opaque keyset cursors over (created_at, id), newest first."""
+"""Opaque keyset cursors: the sort key of a page's last row, base64url-encoded.
+
+Every listing (images by date or by search rank, tags, audit records, admin users) uses these,
+so a cursor a client did not get from us is always the same 400 `invalid_cursor`."""
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
+import math
 
 from .errors import ApiError
 
+_MAX_ID = 2**63
 
-def encode_cursor(created_at: dt.datetime, row_id: int) -> str:
-    raw = f"{created_at.isoformat()}|{row_id}".encode()
+
+def _invalid() -> ApiError:
+    return ApiError(400, "invalid_cursor", "the cursor is not one this service handed out")
+
+
+def encode_cursor(*parts) -> str:
+    raw = "|".join(str(part) for part in parts).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+def decode_parts(cursor: str, count: int) -> list[str]:
+    """The `count` parts of a cursor made by `encode_cursor`; 400 for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, row_id = raw.rsplit("|", 1)
+        parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _invalid() from None
+    if len(parts) != count:
+        raise _invalid()
+    return parts
+
+
+def row_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _invalid() from None
+    if not 0 < value < _MAX_ID:
+        raise _invalid()
+    return value
+
+
+def encode_time_cursor(created_at: dt.datetime, last_id: int) -> str:
+    return encode_cursor(created_at.isoformat(), last_id)
+
+
+def decode_time_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    """(created_at, id) of a newest-first listing's last row."""
+    stamp, last_id = decode_parts(cursor, 2)
+    try:
         created_at = dt.datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return created_at, int(row_id)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this service returned") from None
+    except ValueError:
+        raise _invalid() from None
+    if created_at.tzinfo is None:
+        raise _invalid()
+    return created_at, row_id(last_id)
+
+
+def encode_rank_cursor(rank: float, last_id: int) -> str:
+    return encode_cursor("rank", repr(rank), last_id)
+
+
+def decode_rank_cursor(cursor: str) -> tuple[float, int]:
+    """(rank, id) of a search listing's last row."""
+    kind, rank, last_id = decode_parts(cursor, 3)
+    try:
+        value = float(rank)
+    except ValueError:
+        raise _invalid() from None
+    if kind != "rank" or not math.isfinite(value):
+        raise _invalid()
+    return value, row_id(last_id)

@@ -20,6 +20,7 @@ from flask import Blueprint
 from . import access
 from .context import services
 from .errors import ApiError
+from .pagination import decode_parts, encode_cursor
 from .validation import Schema, api
 
 bp = Blueprint("tags", __name__)
@@ -146,19 +147,11 @@ class TagListOut(Schema):
     nextCursor: str | None
 
 
-def _encode_cursor(name: str) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    import base64
-    import binascii
-
+def _tag_after(cursor: str) -> str:
+    (name,) = decode_parts(cursor, 1)
     try:
-        return normalise_tag(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return normalise_tag(name)
+    except ValueError:
         raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
 
 
@@ -168,12 +161,12 @@ def _decode_cursor(cursor: str) -> str:
 def list_tags(query: TagsQuery):
     viewer = access.caller_id(optional=True)
     contains = _name_fragment(query.name) if query.name else None
-    after = _decode_cursor(query.cursor) if query.cursor else None
+    after = _tag_after(query.cursor) if query.cursor else None
     rows = visible_tag_counts(viewer, contains or None, after, query.limit)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return TagListOut(tags=[TagOut(name=r["name"], images=r["images"]) for r in rows],
-                      nextCursor=_encode_cursor(rows[-1]["name"]) if more else None)
+                      nextCursor=encode_cursor(rows[-1]["name"]) if more else None)
 
 
 # GET /tags/<name>/images is defined in imagerepo/images.py, next to the listing it shares.

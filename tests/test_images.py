@@ -490,7 +490,8 @@ def test_listing_bad_query_values(client, alice, query, status):
 @pytest.mark.parametrize("mine, viewer", [(False, None), (False, 1), (True, 1)])
 def test_listing_walks_the_indexes(config, app, mine, viewer):
     """With many rows, each page reads its index with a LIMIT instead of sorting the table."""
-    from imagerepo.images import decode_cursor, encode_cursor, list_query
+    from imagerepo.images import list_query
+    from imagerepo.pagination import decode_time_cursor, encode_time_cursor
     import datetime as dt
 
     with psycopg.connect(config.database_url, autocommit=True) as conn:
@@ -502,7 +503,7 @@ def test_listing_walks_the_indexes(config, app, mine, viewer):
                      " SELECT 1 + g % 50, sha256('x'::bytea), 'f', 'image/png', g % 3 = 0,"
                      " now() - make_interval(secs => g) FROM generate_series(1, 30000) g")
         conn.execute("ANALYZE images")
-        cursor = decode_cursor(encode_cursor(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5000), 25000))
+        cursor = decode_time_cursor(encode_time_cursor(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5000), 25000))
         for page_cursor in (None, cursor):
             sql, params = list_query(viewer, mine, 20, page_cursor)
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
