@@ -117,6 +117,16 @@ def app(config):
 
 
 @pytest.fixture
+def blobs(config):
+    """A blob store on this test's database and chunk store, with small chunks."""
+    from blob_helpers import make_blobs
+
+    store = make_blobs(config)
+    yield store
+    store.db.close()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -16,13 +16,6 @@ CS = SMALL_CHUNK
 
 
 @pytest.fixture
-def blobs(config):
-    store = make_blobs(config)
-    yield store
-    store.db.close()
-
-
-@pytest.fixture
 def owner(config):
     return add_owner(config.database_url)
 

@@ -10,17 +10,10 @@ import sys
 import pytest
 
 from blob_helpers import (SMALL_CHUNK, add_owner, add_reference, chunk_files, drop_reference, flip_byte,
-                          make_blobs, pseudo_random, sha256, table_counts)
+                          pseudo_random, sha256, table_counts)
 from imagerepo.config import PROJECT_ROOT
 
 CS = SMALL_CHUNK
-
-
-@pytest.fixture
-def blobs(config):
-    store = make_blobs(config)
-    yield store
-    store.db.close()
 
 
 @pytest.fixture
