@@ -209,7 +209,8 @@ class Bench:
         image = owner.upload_multipart(data, "small.png")
         owner.close()
         url = f"{server.url}/images/{image['id']}/content"
-        wrk = clients.ensure_wrk(log)
+        # The smoke test (--quick) must not install packages as a side effect of a test run.
+        wrk = clients.ensure_wrk(log, install=self.plan is not QUICK)
         self.load_generator = f"wrk ({wrk})" if wrk else "python (2 processes, threaded http.client)"
 
         def load(target: str, headers=None) -> dict:

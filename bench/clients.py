@@ -139,13 +139,13 @@ def percentile(samples: list[float], q: float) -> float:
 
 # -- concurrent load ------------------------------------------------------------------------
 
-def ensure_wrk(log) -> str | None:
+def ensure_wrk(log, install: bool = True) -> str | None:
     found = shutil.which("wrk")
     if found:
         return found
     import os
 
-    if os.geteuid() == 0 and shutil.which("apt-get"):
+    if install and os.geteuid() == 0 and shutil.which("apt-get"):
         log("wrk is missing; installing it with apt-get (Debian package 'wrk')")
         result = subprocess.run(["apt-get", "install", "-y", "wrk"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
