@@ -83,13 +83,15 @@ def check_key(conn, row, key: str) -> bool:
     key; raises 429 past the limit."""
     config = services().config
     client = _client()
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"access-key:{row['id']}:{client}",))
+    # One lock per client: its guesses on every image are counted one at a time.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"access-key:{client}",))
     failures = conn.execute(
-        "SELECT count(*) AS n FROM access_key_failures"
-        " WHERE image_id = %s AND client = %s AND failed_at > now() - make_interval(secs => %s)",
+        "SELECT count(*) FILTER (WHERE image_id = %s) AS here, count(*) AS everywhere FROM access_key_failures"
+        " WHERE client = %s AND failed_at > now() - make_interval(secs => %s)",
         (row["id"], client, config.access_key_window_seconds),
-    ).fetchone()["n"]
-    if failures >= config.access_key_max_failures:
+    ).fetchone()
+    if (failures["here"] >= config.access_key_max_failures
+            or failures["everywhere"] >= config.access_key_max_failures_per_client):
         raise ApiError(429, "too_many_attempts", "too many wrong access keys for this image; try again later",
                        headers={"Retry-After": str(config.access_key_window_seconds)})
     stored = row["access_key"] or ""
@@ -97,9 +99,8 @@ def check_key(conn, row, key: str) -> bool:
         return True
     # Old failures are useless once out of the window; drop them as new ones come in.
     conn.execute(
-        "DELETE FROM access_key_failures WHERE image_id = %s AND client = %s"
-        " AND failed_at <= now() - make_interval(secs => %s)",
-        (row["id"], client, config.access_key_window_seconds),
+        "DELETE FROM access_key_failures WHERE client = %s AND failed_at <= now() - make_interval(secs => %s)",
+        (client, config.access_key_window_seconds),
     )
     conn.execute("INSERT INTO access_key_failures (image_id, client) VALUES (%s, %s)", (row["id"], client))
     return False

@@ -350,6 +350,8 @@ class BlobStore:
         ).fetchone()
         if not row["inserted"]:
             self.counters["uploads_deduplicated"] += 1
+            if row["chunk_size"] == staged.chunk_size:
+                self._heal(staged)
             return StoredObject(staged.digest, staged.size, row["chunk_size"], created=False)
 
         references = collections.Counter(c.digest for c in staged.chunks)
@@ -373,6 +375,17 @@ class BlobStore:
         self.counters["chunks_written"] += sum(written)
         self.counters["objects_created"] += 1
         return StoredObject(staged.digest, staged.size, staged.chunk_size, created=True)
+
+    def _heal(self, staged: StagedObject) -> None:
+        """Put back any chunk file of an existing object that has gone missing from disk (fsck
+        reports those), from the identical bytes just received. Safe without chunk row locks:
+        the object's reference, held under its row lock, keeps every one of its chunks counted,
+        so the collector cannot be freeing them."""
+        for chunk in {c.digest: c for c in staged.chunks}.values():
+            if not self.store.exists(chunk.digest):
+                log.warning("chunk %s was missing from the store; rewritten from an identical upload", chunk.digest)
+                self.store.put(chunk.digest, chunk.path)
+                self.counters["chunks_healed"] += 1
 
     def release(self, conn, digest: str) -> None:
         """Drop one reference. Storage is reclaimed later by `collect_garbage`."""
@@ -402,14 +415,16 @@ class BlobStore:
         self.cache.put(digest, data)
         return data
 
-    def manifest(self, digest: str) -> tuple[Manifest, bool]:
+    def manifest(self, digest: str, chunk_size: int | None = None) -> tuple[Manifest, bool]:
         """The object's size, chunk size and chunk digests; and whether it came from the cache.
 
         Manifests are content-addressed and never change while the object exists, so each
-        worker keeps recent ones: a small image's GET then needs no manifest query at all."""
+        worker keeps recent ones: a small image's GET then needs no manifest query at all. The
+        same content stored again after being freed has the same manifest unless it was cut
+        with another chunk size, so a caller that knows the object's chunk size passes it."""
         with self._manifest_lock:
             cached = self._manifests.get(digest)
-        if cached is not None:
+        if cached is not None and (chunk_size is None or cached.chunk_size == chunk_size):
             return cached, True
         with self.db.read() as conn:
             row = conn.execute(
@@ -429,12 +444,15 @@ class BlobStore:
         with self._manifest_lock:
             self._manifests.pop(digest, None)
 
-    def open(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def open(self, digest: str, start: int = 0, end: int | None = None,
+             chunk_size: int | None = None) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of an object, chunk by chunk, reading only the chunks
         the range touches. The first chunk is read before returning, so a missing or corrupt
-        first chunk raises here (before a response has started)."""
+        first chunk raises here (before a response has started). `chunk_size`, when the caller
+        has it from the objects row, keeps a cached manifest from an earlier life of the same
+        content from being used."""
         for attempt in range(2):
-            found, from_cache = self.manifest(digest)
+            found, from_cache = self.manifest(digest, chunk_size)
             last = found.size - 1 if end is None else min(end, found.size - 1)
             first_index, last_index = start // found.chunk_size, last // found.chunk_size
             plan = [(index * found.chunk_size, found.chunks[index]) for index in range(first_index, last_index + 1)]
@@ -447,14 +465,18 @@ class BlobStore:
                     self.forget_manifest(digest)
                     continue
                 raise
-            return self._iterate(plan, first, start, last)
+            return self._iterate(digest, plan, first, start, last)
         raise AssertionError("unreachable")
 
-    def _iterate(self, plan, first: bytes, start: int, end: int) -> Iterator[bytes]:
+    def _iterate(self, digest: str, plan, first: bytes, start: int, end: int) -> Iterator[bytes]:
         # Reading the next chunk on another thread while this one is sent was tried and
         # measured slower on 2 cores (the client shares them): see README, "Performance".
         for position, (chunk_start, chunk_digest) in enumerate(plan):
-            data = first if position == 0 else self.read_chunk(chunk_digest)
+            try:
+                data = first if position == 0 else self.read_chunk(chunk_digest)
+            except ChunkLost:
+                self.forget_manifest(digest)  # so the next request asks the database again
+                raise
             low = max(start - chunk_start, 0)
             high = min(end + 1 - chunk_start, len(data))
             yield data if (low == 0 and high == len(data)) else data[low:high]
@@ -737,6 +759,8 @@ class BlobStore:
             ("imagerepo_chunks_written_total", "counter", "Chunk files written", self.counters["chunks_written"]),
             ("imagerepo_chunks_corrupt_total", "counter", "Chunk reads that failed verification",
              self.counters["chunks_corrupt"]),
+            ("imagerepo_chunks_healed_total", "counter", "Missing chunk files rewritten from an identical upload",
+             self.counters["chunks_healed"]),
             ("imagerepo_gc_runs_total", "counter", "Collector runs", self.counters["gc_runs"]),
             ("imagerepo_gc_chunks_freed_total", "counter", "Chunks freed by the collector",
              self.counters["gc_chunks_freed"]),

@@ -206,6 +206,16 @@ def cmd_seed_demo(args, config: Config) -> int:
     return 0
 
 
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the grace period cannot be negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m imagerepo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true", help="fix reference counts (never deletes data)")
     p.set_defaults(func=cmd_fsck)
     p = sub.add_parser("gc", help="free unreferenced objects, chunks, orphan and staging files now")
-    p.add_argument("--grace", type=int, default=None, help="seconds a zero-reference item is kept "
+    p.add_argument("--grace", type=_seconds, default=None, help="seconds a zero-reference item is kept "
                    "(default IMAGEREPO_GC_GRACE_SECONDS)")
     p.set_defaults(func=cmd_gc)
     p = sub.add_parser("stats", help="images, objects, chunks, logical and stored bytes, dedup ratio")
@@ -245,4 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
-    return args.func(args, config)
+    import psycopg
+
+    try:
+        return args.func(args, config)
+    except psycopg.OperationalError as err:
+        print(f"cannot reach the database: {str(err).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

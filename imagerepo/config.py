@@ -86,7 +86,12 @@ class Config:
     # Failed access-key attempts allowed per image and client within the window.
     access_key_max_failures: int = 10
     access_key_window_seconds: int = 600
+    # ... and per client across all images: one key may open many images (a private batch).
+    access_key_max_failures_per_client: int = 50
     audit_retention_days: int = 90
+    # Bearer token a Prometheus scraper sends for /metrics (admins' JWTs work too). The
+    # counters reveal whether an upload was deduplicated, so they are not public.
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -118,5 +123,8 @@ class Config:
             db_pool_max=_int(env, "IMAGEREPO_DB_POOL_MAX", cls.db_pool_max, 1),
             access_key_max_failures=_int(env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES", cls.access_key_max_failures, 1),
             access_key_window_seconds=_int(env, "IMAGEREPO_ACCESS_KEY_WINDOW_SECONDS", cls.access_key_window_seconds, 1),
+            access_key_max_failures_per_client=_int(env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES_PER_CLIENT",
+                                                    cls.access_key_max_failures_per_client, 1),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
+            metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
         )

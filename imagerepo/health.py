@@ -1,10 +1,12 @@
 """Operational routes: /healthz and /metrics (Prometheus text format)."""
 from __future__ import annotations
 
+import hmac
 import os
 import tempfile
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
+from flask_jwt_extended import verify_jwt_in_request
 
 from .context import services
 from .errors import ApiError
@@ -41,10 +43,28 @@ def healthz():
     return HealthOut(status="ok", database="ok", blobStore="ok")
 
 
+def _require_metrics_reader() -> None:
+    """The scraper's IMAGEREPO_METRICS_TOKEN, or an administrator's access token.
+
+    Not public: the upload counters would tell anyone whether bytes they upload were already
+    stored by someone else (a dedup oracle for private content)."""
+    svc = services()
+    sent = request.headers.get("Authorization", "")
+    if svc.config.metrics_token and sent.startswith("Bearer ") and hmac.compare_digest(
+            sent[len("Bearer "):].encode(), svc.config.metrics_token.encode()):
+        return
+    from .admin import require_admin
+
+    verify_jwt_in_request()
+    require_admin()
+
+
 @bp.get("/metrics")
-@api(auth=False, summary="Prometheus metrics of this worker process",
+@api(summary="Prometheus metrics of this worker process (IMAGEREPO_METRICS_TOKEN or an admin token)",
+     responses={403: "Not an administrator"},
      response_doc={"content": {"text/plain": {"schema": {"type": "string"}}}})
 def metrics():
+    _require_metrics_reader()
     svc = services()
     lines = []
 

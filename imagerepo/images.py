@@ -54,8 +54,8 @@ class UploadForm(Schema):
 
 
 class RawUploadQuery(Schema):
-    name: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)] = pydantic.Field(
-        description="The original file name (metadata only)")
+    name: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)] = pydantic.Field(
+        description="The original file name (metadata only; kept to its last 255 characters' worth)")
     description: Description = ""
     isPrivate: IsPrivate = False
     accessKey: AccessKey | None = None
@@ -112,7 +112,7 @@ class ImageFilters(Schema):
 
     @pydantic.model_validator(mode="after")
     def _ordered(self):
-        if self.from_ and self.to and self.created_after > self.created_before:
+        if self.from_ and self.to and self.created_before is not None and self.created_after > self.created_before:
             raise ValueError("from is after to")
         return self
 
@@ -201,7 +201,7 @@ class DeletedOut(Schema):
 
 # -- rows -----------------------------------------------------------------------------------
 _COLUMNS = ("i.id, i.owner_id, i.object_digest, i.filename, i.content_type, i.width, i.height,"
-            " i.description, i.is_private, i.access_key, i.created_at, i.updated_at, o.size")
+            " i.description, i.is_private, i.access_key, i.created_at, i.updated_at, o.size, o.chunk_size")
 
 
 def image_out(row, viewer_id: int | None) -> ImageOut:
@@ -469,7 +469,8 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     match = _RANGE.match(header)
     if not match:
         return None
-    first, last = match.groups()
+    # A position longer than any file is just "past the end" (int() refuses > 4300 digits).
+    first, last = (part if len(part) <= 18 else "9" * 18 for part in match.groups())
     if first == "" and last == "":
         return None
     if first == "":
@@ -531,7 +532,7 @@ def get_content(image_id: int, query: ContentQuery):
         body = iter(())
     else:
         try:
-            body = services().blobs.open(digest, start, end)
+            body = services().blobs.open(digest, start, end, chunk_size=row["chunk_size"])
         except KeyError:
             raise ApiError(404, "not_found", "no such image") from None
         except ChunkCorrupt:

@@ -93,6 +93,8 @@ def parse_json_body(model: type[pydantic.BaseModel]):
         data = request.get_json(force=True, silent=False)
     except BadRequest:
         raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+    except RecursionError:  # json's parser recurses once per nesting level
+        raise ApiError(400, "bad_request", "the JSON body is nested too deeply") from None
     return _validate(model, data, "body")
 
 
@@ -166,6 +168,12 @@ def api(*, body=None, query=None, form=None, file_sink=None, response=None, stat
                 return sink
 
             try:
+                if auth == "optional":
+                    # Before parsing, so a request refused by validation is still attributed to
+                    # its user (the audit trail) and a bad token is a 401 whatever else is wrong.
+                    from flask_jwt_extended import verify_jwt_in_request
+
+                    verify_jwt_in_request(optional=True)
                 if query is not None:
                     kwargs["query"] = parse_query(query)
                 if body is not None:

@@ -135,3 +135,11 @@ def test_create_admin_cli(config):
                             "--email", "other@example.com", "--password", "long enough"],
                            env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode == 1 and "already registered" in again.stderr
+
+
+def test_requests_refused_by_validation_are_still_recorded(app, client, alice):
+    """Routes where a token is optional check it before validating, so the refusal is audited."""
+    assert client.get("/images?limit=1000", headers=alice["headers"]).status_code == 422
+    _flush(app)
+    records = client.get("/audit?path=/images", headers=alice["headers"]).get_json()["records"]
+    assert [(r["path"], r["status"], r["query"]) for r in records] == [("/images", 422, "limit=1000")]

@@ -188,3 +188,7 @@ def test_every_response_has_nosniff(client):
 ])
 def test_nul_characters_are_a_validation_error_not_a_crash(client, route, payload):
     assert_error(client.post(route, json=payload), 422, "validation_failed")
+
+
+def test_deeply_nested_json_is_400_not_a_crash(client):
+    assert_error(client.post("/register", data="[" * 100_000, content_type="application/json"), 400, "bad_request")

@@ -448,3 +448,14 @@ def test_a_stale_cached_manifest_is_replaced_not_served(config, blobs, owner):
     add_reference(blobs, owner, data)
     assert blobs.read_all(sha256(data)) == data
     assert b"".join(blobs.open(sha256(data), CS + 5, 2 * CS + 5)) == data[CS + 5: 2 * CS + 6]
+
+
+def test_an_identical_upload_puts_back_a_lost_chunk_file(blobs, owner):
+    data = pseudo_random(3 * CS + 5, seed=92)
+    add_reference(blobs, owner, data)
+    lost = sha256(data[CS:2 * CS])
+    blobs.store.delete(lost)
+    assert blobs.check().missing_chunks == [lost]
+    add_reference(blobs, owner, data)  # deduplicated: no new object, but the file comes back
+    assert blobs.check(verify_content=True).clean
+    assert blobs.counters["chunks_healed"] == 1

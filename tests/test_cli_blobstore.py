@@ -120,3 +120,15 @@ def test_a_bad_setting_exits_non_zero_without_a_traceback(config):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "IMAGEREPO_CHUNK_SIZE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "IMAGEREPO_BLOB_DIR": str(tmp_path)}
+    for command in (["stats"], ["fsck"], ["gc"]):
+        done = subprocess.run([sys.executable, "-m", "imagerepo", *command], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 2
+        assert done.stderr.startswith("cannot reach the database:") and "Traceback" not in done.stderr
+    negative = subprocess.run([sys.executable, "-m", "imagerepo", "gc", "--grace", "-5"], cwd=PROJECT_ROOT,
+                              env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert negative.returncode == 2 and "cannot be negative" in negative.stderr

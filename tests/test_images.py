@@ -293,6 +293,24 @@ def test_wrong_keys_are_limited_per_image_and_client(config, alice_bob_limited):
         assert conn.execute("SELECT count(*) FROM access_key_failures").fetchone()[0] == 3
 
 
+def test_wrong_keys_are_limited_per_client_across_images(config):
+    """One key can open many images (a private batch shares it): spreading guesses over them
+    must not multiply the attempts a client gets."""
+    application = create_app(with_changes(config, access_key_max_failures=3, access_key_max_failures_per_client=5))
+    try:
+        client = application.test_client()
+        alice_h = quick_user(application, "alice")["headers"]
+        bob_h = quick_user(application, "bob")["headers"]
+        images = [uploaded(client, alice_h, image_bytes(color=color), isPrivate="1", accessKey="shared-key")
+                  for color in ("red", "green", "blue")]
+        answers = [client.get(f"/images/{image['id']}?accesskey=guess", headers=bob_h).status_code
+                   for image in images for _ in range(2)]
+        assert answers == [403] * 5 + [429]
+        assert_error(client.get(f"/images/{images[0]['id']}?accesskey=shared-key", headers=bob_h), 429)
+    finally:
+        application.extensions["imagerepo"].db.close()
+
+
 @pytest.fixture
 def alice_bob_limited(config):
     application = create_app(with_changes(config, access_key_max_failures=3))

@@ -69,6 +69,8 @@ def test_content_is_byte_exact_across_chunks(client, big, config):
     ("bytes=-999999", 0, None),                # suffix longer than the content: all of it
     ("bytes=29000-999999", 29000, None),       # end past the content: clamped
     ("bytes = 10 - 20", 10, 20),
+    ("bytes=29000-" + "9" * 5000, 29000, None),  # an end longer than int() takes: clamped
+    ("bytes=-" + "9" * 5000, 0, None),           # a suffix that long: all of it
 ])
 def test_single_ranges_are_206_with_exact_bytes(client, big, header, first, last):
     data, image = big
@@ -81,7 +83,7 @@ def test_single_ranges_are_206_with_exact_bytes(client, big, header, first, last
     assert response.headers["Content-Length"] == str(len(expected))
 
 
-@pytest.mark.parametrize("header", ["bytes=30054-", "bytes=999999-1000000", "bytes=-0"])
+@pytest.mark.parametrize("header", ["bytes=30054-", "bytes=999999-1000000", "bytes=-0", "bytes=" + "9" * 5000 + "-"])
 def test_unsatisfiable_range_is_416(client, big, header):
     data, image = big
     response = client.get(image["url"], headers={"Range": header})
@@ -243,3 +245,23 @@ def test_real_server_streams_multi_mib_uploads_and_ranges(server):
     assert requests.get(base + raw_image["url"], timeout=10).status_code == 404
     assert requests.get(base + raw_image["url"], params={"accesskey": raw_image["accessKey"]},
                         timeout=10).content == other
+
+
+def test_a_manifest_cached_before_the_content_was_stored_again_is_not_used(config, alice, client, big):
+    """Content freed and stored again by a process with another chunk size has other chunks: a
+    worker that cached the old manifest must notice, even when only a later chunk is gone."""
+    data, image = big
+    # Another image shares the first chunks, so they survive the collection below: only the
+    # old manifest's later chunks disappear (the first-chunk check alone would not notice).
+    uploaded(client, alice["headers"], data + b"trailing bytes", name="sharer.bmp")
+    assert client.get(image["url"]).data == data  # this worker now caches the 4 KiB manifest
+    assert client.delete(f"/images/{image['id']}", headers=alice["headers"]).status_code == 202
+    small_app = client.application
+    small_app.extensions["imagerepo"].blobs.collect_garbage(grace_seconds=0)
+    other = create_app(with_changes(config, chunk_size=8 * CHUNK))
+    try:
+        again = uploaded(other.test_client(), alice["headers"], data, name="noise.bmp")
+    finally:
+        other.extensions["imagerepo"].db.close()
+    assert client.get(again["url"]).data == data
+    assert client.get(again["url"], headers={"Range": "bytes=20000-20010"}).data == data[20000:20011]

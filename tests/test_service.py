@@ -1,6 +1,8 @@
 """Health, metrics, the OpenAPI document, configuration rules."""
 import pytest
 
+from conftest import with_changes
+from imagerepo import create_app
 from imagerepo.config import Config, ConfigError
 
 
@@ -20,13 +22,30 @@ def test_healthz_reports_unwritable_store(client, config):
     assert response.get_json()["error"]["code"] == "unhealthy"
 
 
-def test_metrics_is_prometheus_text(client):
-    response = client.get("/metrics")
+def test_metrics_is_prometheus_text_for_admins_and_the_scraper_token(app, client, alice, bob, config):
+    import psycopg
+
+    from conftest import assert_error, auth_header
+
+    # Public counters would reveal whether an upload was deduplicated against someone's private image.
+    assert_error(client.get("/metrics"), 401)
+    assert_error(client.get("/metrics", headers=bob["headers"]), 403)
+    with psycopg.connect(config.database_url) as conn:
+        conn.execute("UPDATE users SET is_admin = true WHERE name = 'alice'")
+    response = client.get("/metrics", headers=alice["headers"])
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
     assert "# TYPE imagerepo_cache_hits_total counter" in text
     assert "imagerepo_db_pool_size" in text
+
+    scraper = create_app(with_changes(config, metrics_token="scrape-" + "s" * 30))
+    try:
+        scraper_client = scraper.test_client()
+        assert scraper_client.get("/metrics", headers=auth_header("scrape-" + "s" * 30)).status_code == 200
+        assert_error(scraper_client.get("/metrics", headers=auth_header("wrong")), 401)
+    finally:
+        scraper.extensions["imagerepo"].db.close()
 
 
 def test_openapi_lists_routes_with_schemas(client):
