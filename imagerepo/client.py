@@ -193,9 +193,25 @@ class Api:
         use_token = auth is True or (auth is None and have_login)
         if use_token:
             headers["Authorization"] = f"Bearer {self._access_token()}"
-        response = self._send(method, path, headers=headers, data=body() if body else None, **kwargs)
+        try:
+            response = self._send(method, path, headers=headers, data=body() if body else None, **kwargs)
+        except ClientError:
+            if not (use_token and body):
+                raise
+            # The server refuses a dead token before reading an upload's body and may close the
+            # connection while we are still sending it: ask whether the token was the problem,
+            # on a fresh connection (the pooled one is gone).
+            self.http.close()
+            probe = self._send("GET", "/me", headers=headers)
+            probe.close()
+            if probe.status_code != 401:
+                raise
+            headers["Authorization"] = f"Bearer {self._refresh()}"
+            return self._check(self._send(method, path, headers=headers, data=body(), **kwargs))
         if response.status_code == 401 and use_token:
             response.close()
+            if body:
+                self.http.close()  # the server drops a connection whose upload body it did not read
             headers["Authorization"] = f"Bearer {self._refresh()}"
             response = self._send(method, path, headers=headers, data=body() if body else None, **kwargs)
         return self._check(response)
