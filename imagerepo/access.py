@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 import hmac
 
-from flask import request
-from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask import g, request
+from flask_jwt_extended import verify_jwt_in_request
 
 from .context import services
 from .errors import ApiError
@@ -37,8 +37,13 @@ def token_required(view):
 def caller_id(optional: bool = False) -> int | None:
     """The caller's user id; None for an anonymous caller when `optional`. A token that is sent
     but invalid, expired or revoked is a 401 either way."""
-    verify_jwt_in_request(optional=optional)
-    identity = get_jwt_identity()
+    # Verified once per request: each verification is a revocation query to PostgreSQL, and
+    # the decorators (token_required, @api's optional check) have usually done it already.
+    claims = g.get("_jwt_extended_jwt")
+    if claims is None or (not claims and not optional):
+        verify_jwt_in_request(optional=optional)
+        claims = g.get("_jwt_extended_jwt") or {}
+    identity = claims.get("sub")
     return int(identity) if identity is not None else None
 
 
