@@ -289,6 +289,18 @@ def create_image(owner_id: int, staged: StagedObject, filename: str | None, desc
         return _with_tags(conn, find_image(conn, image_id))
 
 
+def _store_upload(owner_id: int, stager, filename: str | None, fields) -> dict:
+    """Record a fully received upload as an image of `owner_id` (`fields`: description,
+    isPrivate, accessKey, tags). Whatever happens, the upload's staging area is gone afterwards:
+    committed chunks were moved out of it, the rest is leftovers."""
+    try:
+        staged = _finish(stager)
+        return create_image(owner_id, staged, filename, fields.description, fields.isPrivate, fields.accessKey,
+                            fields.tags)
+    finally:
+        stager.abort()
+
+
 def _with_tags(conn, row):
     return tagsmod.attach_tags(conn, [row])[0]
 
@@ -303,13 +315,7 @@ _UPLOAD_ERRORS = {400: "Empty file or malformed body", 413: "Larger than IMAGERE
      summary="Upload an image (multipart/form-data)")
 def upload(form: UploadForm):
     owner = access.caller_id()
-    staged = _finish(form.file.stream.stager)
-    try:
-        row = create_image(owner, staged, form.file.filename, form.description, form.isPrivate, form.accessKey,
-                           form.tags)
-    finally:
-        staged.discard()
-    return image_out(row, owner)
+    return image_out(_store_upload(owner, form.file.stream.stager, form.file.filename, form), owner)
 
 
 @bp.post("/images/raw")
@@ -322,19 +328,13 @@ def upload_raw(query: RawUploadQuery):
     owner = access.caller_id()
     stager = services().blobs.stager()
     try:
-        try:
-            stager.stage_stream(request.stream)
-        except UploadTooLarge:
-            raise _too_large() from None
-        staged = _finish(stager)
-        try:
-            row = create_image(owner, staged, query.name, query.description, query.isPrivate, query.accessKey,
-                               query.tags)
-        finally:
-            staged.discard()
-    finally:
-        stager.abort()
-    return image_out(row, owner)
+        stager.stage_stream(request.stream)
+    except UploadTooLarge:
+        raise _too_large() from None  # the stager has already dropped what it staged
+    except BaseException:
+        stager.abort()  # e.g. the client went away mid-body
+        raise
+    return image_out(_store_upload(owner, stager, query.name, query), owner)
 
 
 # -- batch upload ---------------------------------------------------------------------------
@@ -398,14 +398,9 @@ def _batch_body_limit(view):
 
 
 def _store_one(owner: int, part, form: BatchForm):
-    sink = part.stream
-    if sink.too_large:
+    if part.stream.too_large:
         raise _too_large()
-    staged = _finish(sink.stager)
-    try:
-        return create_image(owner, staged, part.filename, form.description, form.isPrivate, form.accessKey, form.tags)
-    finally:
-        staged.discard()
+    return _store_upload(owner, part.stream.stager, part.filename, form)
 
 
 @bp.post("/images/batch")
