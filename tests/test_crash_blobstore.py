@@ -75,8 +75,9 @@ def test_sigkill_at_random_points_loses_nothing_acknowledged(config):
             except requests.RequestException:
                 with lock:
                     counts["broken"] += 1
-                    if victim is not None:
-                        # The delete may or may not have committed before the kill.
+                    # The delete may or may not have committed before the kill (unless another
+                    # thread deleted the same image first).
+                    if victim is not None and victim in acknowledged:
                         uncertain[victim] = acknowledged.pop(victim)
                 return  # the server is dead; this round is over
 
