@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 import hmac
 
-from flask import g, request
-from flask_jwt_extended import verify_jwt_in_request
+from flask import request
+from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from .context import services
 from .errors import ApiError
@@ -39,10 +39,13 @@ def caller_id(optional: bool = False) -> int | None:
     but invalid, expired or revoked is a 401 either way."""
     # Verified once per request: each verification is a revocation query to PostgreSQL, and
     # the decorators (token_required, @api's optional check) have usually done it already.
-    claims = g.get("_jwt_extended_jwt")
+    try:
+        claims = get_jwt()  # {} when verified as optional and no token was sent
+    except RuntimeError:  # not verified yet in this request
+        claims = None
     if claims is None or (not claims and not optional):
         verify_jwt_in_request(optional=optional)
-        claims = g.get("_jwt_extended_jwt") or {}
+        claims = get_jwt()
     identity = claims.get("sub")
     return int(identity) if identity is not None else None
 
