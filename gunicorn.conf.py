@@ -1,7 +1,8 @@
 """Production serving: threaded workers, each with its own connection pool and chunk cache.
 
-    IMAGEREPO_ENV=production IMAGEREPO_JWT_SECRET=... DATABASE_URL=... gunicorn 'imagerepo:create_app()'
+IMAGEREPO_ENV=production IMAGEREPO_JWT_SECRET=... DATABASE_URL=... gunicorn 'imagerepo:create_app()'
 """
+
 import multiprocessing
 import os
 

@@ -7,6 +7,7 @@ under .pgdata/dev and stopped again when this server exits (unless it was alread
     python run_dev_server.py                      # serve
     python run_dev_server.py --reinstall-schema   # drop all tables, empty blobs/, exit
 """
+
 import argparse
 import os
 import signal
@@ -17,8 +18,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="ImageRepo development server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5666)
-    parser.add_argument("--reinstall-schema", action="store_true",
-                        help="drop and recreate every table, empty the chunk store, then exit")
+    parser.add_argument(
+        "--reinstall-schema",
+        action="store_true",
+        help="drop and recreate every table, empty the chunk store, then exit",
+    )
     args = parser.parse_args()
 
     from imagerepo import pgembed

@@ -5,6 +5,7 @@ own, measures uploads, re-uploads, cold and hot downloads, small-image GETs unde
 listing at 100,000 images and the servers' memory, next to baselines measured in the same run,
 and prints a table (progress goes to stderr). See README, "Performance".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,10 +46,24 @@ class Plan:
     list_samples: int
 
 
-FULL = Plan(sizes={"small": 1 * MiB, "medium": 20 * MiB, "large": 150_000_000}, small_get_bytes=100 * 1024,
-            runs=3, load_seconds=5, concurrency=16, list_rows=100_000, list_samples=200)
-QUICK = Plan(sizes={"small": 64 * 1024, "medium": 512 * 1024, "large": 2 * MiB}, small_get_bytes=100 * 1024,
-             runs=2, load_seconds=1, concurrency=16, list_rows=2_000, list_samples=20)
+FULL = Plan(
+    sizes={"small": 1 * MiB, "medium": 20 * MiB, "large": 150_000_000},
+    small_get_bytes=100 * 1024,
+    runs=3,
+    load_seconds=5,
+    concurrency=16,
+    list_rows=100_000,
+    list_samples=200,
+)
+QUICK = Plan(
+    sizes={"small": 64 * 1024, "medium": 512 * 1024, "large": 2 * MiB},
+    small_get_bytes=100 * 1024,
+    runs=2,
+    load_seconds=1,
+    concurrency=16,
+    list_rows=2_000,
+    list_samples=20,
+)
 
 
 def parse_args(argv=None):
@@ -56,9 +71,13 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few runs (a smoke test, not figures)")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 2)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write the figures ({DEFAULT_JSON})")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="record the first run of each phase with py-spy (pip install py-spy) into DIR as"
-                             " collapsed stacks; the profiled runs are slower, so do not publish those figures")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the first run of each phase with py-spy (pip install py-spy) into DIR as"
+        " collapsed stacks; the profiled runs are slower, so do not publish those figures",
+    )
     parser.add_argument("--workdir", type=Path, help="where the chunk stores go (default: the system temp dir)")
     return parser.parse_args(argv)
 
@@ -70,8 +89,13 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_GiB": round(psutil.virtual_memory().total / 2**30, 1),
-            "os": platform.platform(), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_GiB": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def mbps(nbytes: int, seconds: float) -> float:
@@ -131,8 +155,11 @@ class Bench:
                         data = self.payload(size)
                     send = client.upload_raw if route == "raw" else client.upload_multipart
                     sampler = RssSampler(server) if role == "large" else contextlib.nullcontext()
-                    profile = (self.profiler.phase(f"upload_{route}_large", server)
-                               if role == "large" and run == 0 else contextlib.nullcontext())
+                    profile = (
+                        self.profiler.phase(f"upload_{route}_large", server)
+                        if role == "large" and run == 0
+                        else contextlib.nullcontext()
+                    )
                     with profile, sampler:
                         start = time.perf_counter()
                         image = send(data)
@@ -151,11 +178,15 @@ class Bench:
                 # figures with the mean of the limit just before and just after them, since the
                 # shared disk's fsync rate drifts within seconds.
                 self.limits(role, self.payload(size))
-            log(f"upload run {run + 1}/{self.plan.runs}: " + ", ".join(
-                f"{role} raw {self.figures.data[f'upload_raw_{role}_MBps']['runs'][-1]:.0f}"
-                f" / multipart {self.figures.data[f'upload_multipart_{role}_MBps']['runs'][-1]:.0f}"
-                f" / limit {self.figures.data[f'upload_limit_{role}_MBps']['runs'][-1]:.0f} MB/s"
-                for role in self.plan.sizes))
+            log(
+                f"upload run {run + 1}/{self.plan.runs}: "
+                + ", ".join(
+                    f"{role} raw {self.figures.data[f'upload_raw_{role}_MBps']['runs'][-1]:.0f}"
+                    f" / multipart {self.figures.data[f'upload_multipart_{role}_MBps']['runs'][-1]:.0f}"
+                    f" / limit {self.figures.data[f'upload_limit_{role}_MBps']['runs'][-1]:.0f} MB/s"
+                    for role in self.plan.sizes
+                )
+            )
         client.close()
         return stored
 
@@ -173,8 +204,11 @@ class Bench:
             for run in range(self.plan.runs):
                 measure_rss = role == "large" and kind == "cold"  # hot: see hot_rss
                 sampler = RssSampler(server) if measure_rss else contextlib.nullcontext()
-                profile = (self.profiler.phase(f"download_{kind}_large", server)
-                           if role == "large" and run == 0 else contextlib.nullcontext())
+                profile = (
+                    self.profiler.phase(f"download_{kind}_large", server)
+                    if role == "large" and run == 0
+                    else contextlib.nullcontext()
+                )
                 with profile, sampler:
                     start = time.perf_counter()
                     got = client.download(path)
@@ -192,16 +226,19 @@ class Bench:
         per worker, so this is reported but not judged."""
         image_id, _ = stored["large"]
         for run in range(self.plan.runs):
-            with Gunicorn("imagerepo:create_app()", self.server_env(database_url, blob_dir),
-                          self.workdir / "server-hotrss.log") as server:
+            with Gunicorn(
+                "imagerepo:create_app()", self.server_env(database_url, blob_dir), self.workdir / "server-hotrss.log"
+            ) as server:
                 client = clients.Client(server.url)
                 with RssSampler(server) as sampler:
                     client.download(f"/images/{image_id}/content")
                     client.download(f"/images/{image_id}/content")
                 self.figures.add("rss_growth_download_hot_large_MiB", sampler.growth / MiB, "MiB")
                 client.close()
-        log(f"RSS growth while a worker caches the large object: "
-            f"{self.figures.median('rss_growth_download_hot_large_MiB'):.0f} MiB")
+        log(
+            f"RSS growth while a worker caches the large object: "
+            f"{self.figures.median('rss_growth_download_hot_large_MiB'):.0f} MiB"
+        )
 
     def small_gets(self, server: Gunicorn, ceiling: Gunicorn, token: str) -> None:
         owner = clients.Client(server.url, token)
@@ -215,8 +252,9 @@ class Bench:
 
         def load(target: str, headers=None) -> dict:
             if wrk:
-                return clients.run_wrk(wrk, target, self.plan.concurrency, self.plan.load_seconds, headers=headers,
-                                       log=log)
+                return clients.run_wrk(
+                    wrk, target, self.plan.concurrency, self.plan.load_seconds, headers=headers, log=log
+                )
             return clients.run_python_load(target, self.plan.concurrency, self.plan.load_seconds, headers)
 
         load(url)  # warm-up: pools open, chunk cached in every worker
@@ -233,10 +271,12 @@ class Bench:
                 self.figures.add(f"ceiling_{key}", result[source], unit)
             with_token = load(url, {"Authorization": f"Bearer {token}"})
             self.figures.add("small_get_token_rps", with_token["requests_per_second"], "req/s")
-            log(f"100 KiB GET c={self.plan.concurrency} run {run + 1}: ImageRepo "
+            log(
+                f"100 KiB GET c={self.plan.concurrency} run {run + 1}: ImageRepo "
                 f"{self.figures.data['small_get_rps']['runs'][-1]:.0f} req/s, ceiling "
                 f"{self.figures.data['ceiling_rps']['runs'][-1]:.0f} req/s, with token "
-                f"{with_token['requests_per_second']:.0f} req/s")
+                f"{with_token['requests_per_second']:.0f} req/s"
+            )
 
     def listing(self, server: Gunicorn, database_url: str, token: str, users: list[int], digest: str) -> None:
         rows = self.plan.list_rows
@@ -251,9 +291,9 @@ class Bench:
                 " 'row ' || g, g %% 3 = 0, CASE WHEN g %% 3 = 0 THEN md5(g::text) END,"
                 " now() - make_interval(secs => g), now() - make_interval(secs => g)"
                 " FROM generate_series(1, %(rows)s) AS g",
-                {"users": users, "digest": bytes.fromhex(digest), "rows": rows})
-            conn.execute("UPDATE objects SET refcount = refcount + %s WHERE digest = %s",
-                         (rows, bytes.fromhex(digest)))
+                {"users": users, "digest": bytes.fromhex(digest), "rows": rows},
+            )
+            conn.execute("UPDATE objects SET refcount = refcount + %s WHERE digest = %s", (rows, bytes.fromhex(digest)))
             conn.execute("ANALYZE images")
         client = clients.Client(server.url, token)
         first = "/images?limit=20"
@@ -277,8 +317,10 @@ class Bench:
                     samples = clients.latencies(client, path, self.plan.list_samples)
                     self.figures.add(f"list_{page_name}_p50_ms", clients.percentile(samples, 50) * 1000, "ms")
                     self.figures.add(f"list_{page_name}_p95_ms", clients.percentile(samples, 95) * 1000, "ms")
-            log(f"GET /images run {run + 1}: first p95 {self.figures.data['list_first_p95_ms']['runs'][-1]:.1f} ms,"
-                f" deep p95 {self.figures.data['list_deep_p95_ms']['runs'][-1]:.1f} ms")
+            log(
+                f"GET /images run {run + 1}: first p95 {self.figures.data['list_first_p95_ms']['runs'][-1]:.1f} ms,"
+                f" deep p95 {self.figures.data['list_deep_p95_ms']['runs'][-1]:.1f} ms"
+            )
         client.close()
 
     # -- the whole run ------------------------------------------------------------------------
@@ -305,7 +347,8 @@ class Bench:
                 with Gunicorn("bench.ceiling_app:app", ceiling_env, self.workdir / "ceiling.log") as ceiling:
                     self.small_gets(server, ceiling, tokens[0])
                 listed = clients.Client(server.url, tokens[0]).upload_multipart(
-                    self.payload(self.plan.small_get_bytes), "listed.png")
+                    self.payload(self.plan.small_get_bytes), "listed.png"
+                )
                 self.listing(server, database_url, tokens[0], users, listed["sha256"])
         self.notes += [
             "MB = 10^6 bytes. Each figure: median of the runs (min-max).",
@@ -327,11 +370,16 @@ def _accounts(url: str) -> tuple[list[int], list[str]]:
     client = clients.Client(url)
     users, tokens = [], []
     for name in ("bench_alice", "bench_bob"):
-        user = client.json("POST", "/register", {"name": name, "email": f"{name}@example.com",
-                                                 "password": "benchmark password"}, expect=201)
+        user = client.json(
+            "POST",
+            "/register",
+            {"name": name, "email": f"{name}@example.com", "password": "benchmark password"},
+            expect=201,
+        )
         users.append(user["id"])
-        tokens.append(client.json("POST", "/login", {"username": name, "password": "benchmark password"})
-                      ["access_token"])
+        tokens.append(
+            client.json("POST", "/login", {"username": name, "password": "benchmark password"})["access_token"]
+        )
     client.close()
     return users, tokens
 
@@ -358,16 +406,25 @@ def main(argv=None) -> int:
     targets = evaluate_targets(bench.figures, plan.sizes)
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "quick": args.quick, "runs": plan.runs, "seconds": round(time.monotonic() - began, 1),
-        "machine": machine(), "sizes": plan.sizes, "small_get_bytes": plan.small_get_bytes,
-        "list_rows": plan.list_rows, "concurrency": plan.concurrency,
+        "quick": args.quick,
+        "runs": plan.runs,
+        "seconds": round(time.monotonic() - began, 1),
+        "machine": machine(),
+        "sizes": plan.sizes,
+        "small_get_bytes": plan.small_get_bytes,
+        "list_rows": plan.list_rows,
+        "concurrency": plan.concurrency,
         "gunicorn": {"workers": os.cpu_count() or 2, "threads": 8, "config": "gunicorn.conf.py"},
-        "load_generator": bench.load_generator, "notes": bench.notes, "profiled": args.profile is not None,
+        "load_generator": bench.load_generator,
+        "notes": bench.notes,
+        "profiled": args.profile is not None,
     }
     write_json(args.json, meta, bench.figures, targets)
     m = meta["machine"]
-    print(f"\nImageRepo benchmark, {meta['date']}, {m['cpu']}, {m['cores']} cores, {m['memory_GiB']} GiB,"
-          f" Python {m['python']}{' (--quick: not representative)' if args.quick else ''}\n")
+    print(
+        f"\nImageRepo benchmark, {meta['date']}, {m['cpu']}, {m['cores']} cores, {m['memory_GiB']} GiB,"
+        f" Python {m['python']}{' (--quick: not representative)' if args.quick else ''}\n"
+    )
     print(table(bench.figures, plan.sizes, targets))
     print()
     for note in bench.notes:

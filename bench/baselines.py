@@ -7,6 +7,7 @@ upload limit:   SHA-256 of the whole content (the object's name) + SHA-256 of ea
 download limit: reading those chunk files and hashing each (the verification a cold read does).
 sha256:         hashing bytes already in memory (the cap on verified cold reads).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,7 @@ def write_chunks(data: bytes, root: Path, chunk_size: int = CHUNK, fsync: bool =
     staging.mkdir(parents=True, exist_ok=True)
     digests = []
     for offset in range(0, len(data), chunk_size):
-        piece = view[offset: offset + chunk_size]
+        piece = view[offset : offset + chunk_size]
         digest = hashlib.sha256(piece).hexdigest()
         digests.append(digest)
         final_dir = root / digest[:2] / digest[2:4]

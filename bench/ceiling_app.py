@@ -1,6 +1,7 @@
 """The framework ceiling: the least a Flask app under the same gunicorn settings can do to
 answer a content GET, i.e. return the same bytes from memory. ImageRepo's small-GET figures
 are read against this."""
+
 import os
 
 from flask import Flask, Response

@@ -2,6 +2,7 @@
 views and read into one reused buffer, so the client costs little CPU next to the server),
 sequential latency sampling, and a load generator for concurrent small GETs: wrk when it is
 installed (the harness installs it with apt-get when root), else a multi-process Python one."""
+
 from __future__ import annotations
 
 import http.client
@@ -30,7 +31,7 @@ def _connection(base_url: str) -> http.client.HTTPConnection:
 def _pieces(data: bytes):
     view = memoryview(data)
     for offset in range(0, len(data), _PIECE):
-        yield view[offset: offset + _PIECE]
+        yield view[offset : offset + _PIECE]
 
 
 class Client:
@@ -66,8 +67,9 @@ class Client:
             self.conn.request(method, path, body=body, headers=self._headers(headers))
             return self.conn.getresponse()
 
-    def request(self, method: str, path: str, body=None, headers: dict | None = None,
-                expect: int | tuple = 200) -> tuple[int, dict, bytes]:
+    def request(
+        self, method: str, path: str, body=None, headers: dict | None = None, expect: int | tuple = 200
+    ) -> tuple[int, dict, bytes]:
         response = self._send(method, path, body, headers)
         payload = response.read()
         if response.status not in ((expect,) if isinstance(expect, int) else expect):
@@ -82,21 +84,32 @@ class Client:
     def upload_multipart(self, data: bytes, filename: str = "bench.png", is_private: bool = False) -> dict:
         boundary = "bench-" + uuid.uuid4().hex
         fields = "".join(
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            for name, value in (("description", "benchmark upload"), ("isPrivate", int(is_private))))
-        head = (fields + f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in (("description", "benchmark upload"), ("isPrivate", int(is_private)))
+        )
+        head = (
+            fields + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
-                   "Content-Length": str(len(head) + len(data) + len(tail))}
-        _, _, payload = self.request("POST", "/images", body=_chain(head, data, tail), headers=headers,
-                                     expect=(200, 201))
+        headers = {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + len(data) + len(tail)),
+        }
+        _, _, payload = self.request(
+            "POST", "/images", body=_chain(head, data, tail), headers=headers, expect=(200, 201)
+        )
         return json.loads(payload)
 
     def upload_raw(self, data: bytes, filename: str = "bench.png") -> dict:
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
-        _, _, payload = self.request("POST", f"/images/raw?name={urllib.parse.quote(filename)}",
-                                     body=_pieces(data), headers=headers, expect=(200, 201))
+        _, _, payload = self.request(
+            "POST",
+            f"/images/raw?name={urllib.parse.quote(filename)}",
+            body=_pieces(data),
+            headers=headers,
+            expect=(200, 201),
+        )
         return json.loads(payload)
 
     def download(self, path: str) -> int:
@@ -139,6 +152,7 @@ def percentile(samples: list[float], q: float) -> float:
 
 # -- concurrent load ------------------------------------------------------------------------
 
+
 def ensure_wrk(log, install: bool = True) -> str | None:
     found = shutil.which("wrk")
     if found:
@@ -147,8 +161,9 @@ def ensure_wrk(log, install: bool = True) -> str | None:
 
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         log("wrk is missing; installing it with apt-get (Debian package 'wrk')")
-        result = subprocess.run(["apt-get", "install", "-y", "wrk"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        result = subprocess.run(
+            ["apt-get", "install", "-y", "wrk"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         if result.returncode != 0:
             log(f"apt-get install wrk failed ({result.stderr.strip()[-200:]}); using the Python load generator")
         return shutil.which("wrk")
@@ -164,11 +179,11 @@ def _wrk_seconds(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(wrk: str, url: str, connections: int, seconds: float, threads: int = 2,
-            headers: dict | None = None, log=None) -> dict:
+def run_wrk(
+    wrk: str, url: str, connections: int, seconds: float, threads: int = 2, headers: dict | None = None, log=None
+) -> dict:
     # A long timeout: a slow answer belongs in the latency figures, not among dropped requests.
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-               "--latency"]
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "--latency"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(command + [url], check=True, capture_output=True, text=True).stdout
@@ -229,5 +244,8 @@ def run_python_load(url: str, connections: int, seconds: float, headers: dict | 
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.map(_python_worker, [(url, headers or {}, n, seconds) for n in shares])
     samples = [s for part, _ in results for s in part]
-    return {"requests_per_second": sum(len(part) / elapsed for part, elapsed in results),
-            "p50_ms": percentile(samples, 50) * 1000, "p99_ms": percentile(samples, 99) * 1000}
+    return {
+        "requests_per_second": sum(len(part) / elapsed for part, elapsed in results),
+        "p50_ms": percentile(samples, 50) * 1000,
+        "p99_ms": percentile(samples, 99) * 1000,
+    }

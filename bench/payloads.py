@@ -6,6 +6,7 @@ that no compressor can shrink. Variants come from one random pool read at differ
 so every variant's 256 KiB chunks differ from every other's (no accidental chunk dedup) while
 generating them costs a copy, not fresh randomness.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,10 +40,10 @@ class PngFactory:
         per_row = _ROW + 1 + 5 * (_ROW + 1) / 65535
         height = max(1, int((size - 200) / per_row))
         start = variant * _VARIANT_STEP
-        pixels = memoryview(self._pool)[start: start + height * _ROW]
+        pixels = memoryview(self._pool)[start : start + height * _ROW]
         raw = bytearray((_ROW + 1) * height)
         for row in range(height):  # filter byte 0 (None) then the row's pixels
-            raw[row * (_ROW + 1) + 1: (row + 1) * (_ROW + 1)] = pixels[row * _ROW: (row + 1) * _ROW]
+            raw[row * (_ROW + 1) + 1 : (row + 1) * (_ROW + 1)] = pixels[row * _ROW : (row + 1) * _ROW]
         header = struct.pack(">IIBBBBB", _WIDTH, height, 8, 2, 0, 0, 0)
         parts = [_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", zlib.compress(raw, 0))]
         end = _chunk(b"IEND", b"")

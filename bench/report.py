@@ -1,4 +1,5 @@
 """Figures (median, min, max of several runs), the issue's targets, the table and the JSON."""
+
 from __future__ import annotations
 
 import json
@@ -41,34 +42,57 @@ def evaluate_targets(figures: Figures, sizes: dict[str, int]) -> list[dict]:
     targets = []
 
     def target(name: str, measured: str, rule: str, ok: bool, baseline: str | None = None, ratio=None):
-        targets.append({"target": name, "figure": measured, "baseline": baseline, "rule": rule,
-                        "ratio": ratio, "pass": bool(ok)})
+        targets.append(
+            {"target": name, "figure": measured, "baseline": baseline, "rule": rule, "ratio": ratio, "pass": bool(ok)}
+        )
 
     for route in ("raw", "multipart"):
         for role in ("medium", "large"):
             key, limit = f"upload_{route}_{role}_MBps", f"upload_limit_{role}_MBps"
             ratio_ = ratio(figures, key, limit)
-            target(f"upload {_size(sizes[role])} ({route}) >= 60% of upload limit", key, ">= 0.60",
-                   ratio_ >= 0.60, limit, ratio_)
+            target(
+                f"upload {_size(sizes[role])} ({route}) >= 60% of upload limit",
+                key,
+                ">= 0.60",
+                ratio_ >= 0.60,
+                limit,
+                ratio_,
+            )
     for role in ("medium", "large"):
         key = f"download_cold_{role}_MBps"
         cold = ratio(figures, key, "sha256_MBps")
-        target(f"cold download {_size(sizes[role])} >= 50% of SHA-256 rate", key, ">= 0.50", cold >= 0.50,
-               "sha256_MBps", cold)
+        target(
+            f"cold download {_size(sizes[role])} >= 50% of SHA-256 rate",
+            key,
+            ">= 0.50",
+            cold >= 0.50,
+            "sha256_MBps",
+            cold,
+        )
         hot = f"download_hot_{role}_MBps"
         faster = ratio(figures, hot, key)
         target(f"hot download {_size(sizes[role])} faster than cold", hot, "> 1.00", faster > 1.0, key, faster)
     ratio_ = ratio(figures, "small_get_rps", "ceiling_rps")
-    target("100 KiB GET >= 60% of framework ceiling (c=16)", "small_get_rps", ">= 0.60", ratio_ >= 0.60,
-           "ceiling_rps", ratio_)
+    target(
+        "100 KiB GET >= 60% of framework ceiling (c=16)",
+        "small_get_rps",
+        ">= 0.60",
+        ratio_ >= 0.60,
+        "ceiling_rps",
+        ratio_,
+    )
     target("100 KiB GET p99 < 50 ms (c=16)", "small_get_p99_ms", "< 50 ms", figures.median("small_get_p99_ms") < 50)
     for page in ("first", "deep"):
         key = f"list_{page}_p95_ms"
         target(f"GET /images {page} page p95 < 20 ms", key, "< 20 ms", figures.median(key) < 20)
     for key, what in (("rss_growth_upload_large_MiB", "upload"), ("rss_growth_download_cold_large_MiB", "download")):
         # Judged on the worst run: a memory ceiling is about the peak, not the typical case.
-        target(f"RSS growth during {_size(sizes['large'])} {what} < 100 MiB (worst run)", key, "< 100 MiB",
-               figures.data[key]["max"] < 100)
+        target(
+            f"RSS growth during {_size(sizes['large'])} {what} < 100 MiB (worst run)",
+            key,
+            "< 100 MiB",
+            figures.data[key]["max"] < 100,
+        )
     return targets
 
 
@@ -110,18 +134,34 @@ def rows(figures: Figures, sizes: dict[str, int]) -> list[tuple[str, str, str, s
     roles = ("small", "medium", "large")
     for role in roles:
         for route in ("raw", "multipart"):
-            row(f"upload {_size(sizes[role])} ({route}) vs upload limit", f"upload_{route}_{role}_MBps",
-                f"upload_limit_{role}_MBps", "MB/s")
+            row(
+                f"upload {_size(sizes[role])} ({route}) vs upload limit",
+                f"upload_{route}_{role}_MBps",
+                f"upload_limit_{role}_MBps",
+                "MB/s",
+            )
     for role in roles:
         for route in ("raw", "multipart"):
-            row(f"re-upload {_size(sizes[role])} ({route}, dedup) vs upload limit", f"reupload_{route}_{role}_MBps",
-                f"upload_limit_{role}_MBps", "MB/s")
+            row(
+                f"re-upload {_size(sizes[role])} ({route}, dedup) vs upload limit",
+                f"reupload_{route}_{role}_MBps",
+                f"upload_limit_{role}_MBps",
+                "MB/s",
+            )
     for role in roles:
         row(f"download cold {_size(sizes[role])} vs SHA-256", f"download_cold_{role}_MBps", "sha256_MBps", "MB/s")
-        row(f"download cold {_size(sizes[role])} vs read+verify", f"download_cold_{role}_MBps",
-            f"download_limit_{role}_MBps", "MB/s")
-        row(f"download hot {_size(sizes[role])} vs cold", f"download_hot_{role}_MBps", f"download_cold_{role}_MBps",
-            "MB/s")
+        row(
+            f"download cold {_size(sizes[role])} vs read+verify",
+            f"download_cold_{role}_MBps",
+            f"download_limit_{role}_MBps",
+            "MB/s",
+        )
+        row(
+            f"download hot {_size(sizes[role])} vs cold",
+            f"download_hot_{role}_MBps",
+            f"download_cold_{role}_MBps",
+            "MB/s",
+        )
     row("100 KiB GET c=16 vs Flask ceiling", "small_get_rps", "ceiling_rps", "req/s")
     row("100 KiB GET c=16 p50 (vs ceiling)", "small_get_p50_ms", "ceiling_p50_ms", "ms")
     row("100 KiB GET c=16 p99 (vs ceiling)", "small_get_p99_ms", "ceiling_p99_ms", "ms")
@@ -131,8 +171,12 @@ def rows(figures: Figures, sizes: dict[str, int]) -> list[tuple[str, str, str, s
         row(f"GET /images {page} page p95", f"list_{page}_p95_ms", None, "ms")
     row(f"RSS growth, {_size(sizes['large'])} upload", "rss_growth_upload_large_MiB", None, "MiB")
     row(f"RSS growth, {_size(sizes['large'])} cold download", "rss_growth_download_cold_large_MiB", None, "MiB")
-    row(f"RSS growth, {_size(sizes['large'])} hot download (cache fill)", "rss_growth_download_hot_large_MiB",
-        None, "MiB")
+    row(
+        f"RSS growth, {_size(sizes['large'])} hot download (cache fill)",
+        "rss_growth_download_hot_large_MiB",
+        None,
+        "MiB",
+    )
     return out
 
 

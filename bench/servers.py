@@ -1,6 +1,7 @@
 """The processes under test: a PostgreSQL database of the run's own, the real service under
 gunicorn with the production config file, the framework-ceiling app under the same settings,
 a sampler of their memory, and (optionally) py-spy recording them."""
+
 from __future__ import annotations
 
 import contextlib
@@ -83,19 +84,26 @@ class Gunicorn:
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), self.app],
-            cwd=PROJECT_ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log_file.close()
         deadline = time.monotonic() + timeout
         workers = int(self.env.get("IMAGEREPO_WORKERS", "1"))
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.app} exited with {self.process.returncode}:\n"
-                                   + self.log_path.read_text()[-3000:])
+                raise RuntimeError(
+                    f"{self.app} exited with {self.process.returncode}:\n" + self.log_path.read_text()[-3000:]
+                )
             try:
                 # Healthy, and every worker booted (a worker still importing would skew RSS).
-                if (requests.get(self.url + self.health_path, timeout=2).status_code == 200
-                        and len(self.pids()) >= workers + 1):
+                if (
+                    requests.get(self.url + self.health_path, timeout=2).status_code == 200
+                    and len(self.pids()) >= workers + 1
+                ):
                     return self
             except requests.RequestException:
                 pass
@@ -182,9 +190,23 @@ class Profiler:
             return
         out = self.directory / f"{name}.txt"
         spy = subprocess.Popen(
-            [_py_spy(), "record", "--pid", str(server.process.pid), "--subprocesses", "--rate", "250",
-             "--format", "raw", "--nonblocking", "--output", str(out)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                _py_spy(),
+                "record",
+                "--pid",
+                str(server.process.pid),
+                "--subprocesses",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)  # py-spy attaches before the load starts
         try:
             yield

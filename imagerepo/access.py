@@ -10,6 +10,7 @@ Rules:
   * changes and deletes: the owner only; others get 403 for an image they can see (public) and
     404 for one they cannot (private).
 """
+
 from __future__ import annotations
 
 import functools
@@ -98,10 +99,16 @@ def check_key(conn, row, key: str) -> bool:
         " WHERE client = %s AND failed_at > now() - make_interval(secs => %s)",
         (row["id"], client, config.access_key_window_seconds),
     ).fetchone()
-    if (failures["here"] >= config.access_key_max_failures
-            or failures["everywhere"] >= config.access_key_max_failures_per_client):
-        raise ApiError(429, "too_many_attempts", "too many wrong access keys for this image; try again later",
-                       headers={"Retry-After": str(config.access_key_window_seconds)})
+    if (
+        failures["here"] >= config.access_key_max_failures
+        or failures["everywhere"] >= config.access_key_max_failures_per_client
+    ):
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "too many wrong access keys for this image; try again later",
+            headers={"Retry-After": str(config.access_key_window_seconds)},
+        )
     stored = row["access_key"] or ""
     if stored and hmac.compare_digest(stored.encode(), key.encode()):
         return True

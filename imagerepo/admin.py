@@ -2,6 +2,7 @@
 
 Admin rights are read from the database on every call (not from a token claim), so revoking
 them takes effect at once."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -61,18 +62,31 @@ class StatsOut(Schema):
 
 
 def _user_out(row) -> AdminUserOut:
-    return AdminUserOut(id=row["id"], name=row["name"], email=row["email"], isAdmin=row["is_admin"],
-                        isDisabled=row["is_disabled"], images=row["images"], createdAt=row["created_at"])
+    return AdminUserOut(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        isAdmin=row["is_admin"],
+        isDisabled=row["is_disabled"],
+        images=row["images"],
+        createdAt=row["created_at"],
+    )
 
 
-_ADMIN_USER_SQL = ("SELECT u.id, u.name, u.email, u.is_admin, u.is_disabled, u.created_at,"
-                   " (SELECT count(*) FROM images i WHERE i.owner_id = u.id)::int AS images FROM users u")
+_ADMIN_USER_SQL = (
+    "SELECT u.id, u.name, u.email, u.is_admin, u.is_disabled, u.created_at,"
+    " (SELECT count(*) FROM images i WHERE i.owner_id = u.id)::int AS images FROM users u"
+)
 
 
 @bp.get("/users")
 @jwt_required()
-@api(query=UsersQuery, response=UsersPageOut, responses={400: "Bad cursor", 403: "", 422: ""},
-     summary="Every account, newest first (admins only)")
+@api(
+    query=UsersQuery,
+    response=UsersPageOut,
+    responses={400: "Bad cursor", 403: "", 422: ""},
+    summary="Every account, newest first (admins only)",
+)
 def users(query: UsersQuery):
     require_admin()
     params: list = []
@@ -82,20 +96,25 @@ def users(query: UsersQuery):
         where = "(u.created_at, u.id) < (%s, %s)"
         params = [created_at, user_id]
     with services().db.transaction() as conn:
-        rows = conn.execute(f"{_ADMIN_USER_SQL} WHERE {where} ORDER BY u.created_at DESC, u.id DESC LIMIT %s",
-                            (*params, query.limit + 1)).fetchall()
+        rows = conn.execute(
+            f"{_ADMIN_USER_SQL} WHERE {where} ORDER BY u.created_at DESC, u.id DESC LIMIT %s",
+            (*params, query.limit + 1),
+        ).fetchall()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    return UsersPageOut(users=[_user_out(r) for r in rows],
-                        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None)
+    return UsersPageOut(
+        users=[_user_out(r) for r in rows],
+        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
+    )
 
 
 def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUserOut:
     if user_id == acting_admin_id and disabled:
         raise ApiError(409, "conflict", "an administrator cannot disable their own account")
     with services().db.transaction() as conn:
-        updated = conn.execute("UPDATE users SET is_disabled = %s WHERE id = %s RETURNING id",
-                               (disabled, user_id)).fetchone()
+        updated = conn.execute(
+            "UPDATE users SET is_disabled = %s WHERE id = %s RETURNING id", (disabled, user_id)
+        ).fetchone()
         if updated is None:
             raise ApiError(404, "not_found", "no such user")
         row = conn.execute(f"{_ADMIN_USER_SQL} WHERE u.id = %s", (user_id,)).fetchone()
@@ -104,8 +123,11 @@ def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUse
 
 @bp.post("/users/<int:user_id>/disable")
 @jwt_required()
-@api(response=AdminUserOut, responses={403: "", 404: "", 409: "Cannot disable yourself"},
-     summary="Disable an account: its tokens stop working at once (admins only)")
+@api(
+    response=AdminUserOut,
+    responses={403: "", 404: "", 409: "Cannot disable yourself"},
+    summary="Disable an account: its tokens stop working at once (admins only)",
+)
 def disable(user_id: int):
     admin = require_admin()
     return set_disabled(user_id, True, admin["id"])
@@ -130,8 +152,15 @@ def stats():
         users_count = conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"]
     cache = svc.blobs.cache
     lookups = cache.hits + cache.misses
-    return StatsOut(users=users_count, images=blob_stats["references"] or 0, objects=blob_stats["objects"],
-                    chunks=blob_stats["chunks"], logicalBytes=blob_stats["logical_bytes"],
-                    storedBytes=blob_stats["stored_bytes"], dedupRatio=blob_stats["dedup_ratio"],
-                    cacheHits=cache.hits, cacheMisses=cache.misses,
-                    cacheHitRate=round(cache.hits / lookups, 4) if lookups else None)
+    return StatsOut(
+        users=users_count,
+        images=blob_stats["references"] or 0,
+        objects=blob_stats["objects"],
+        chunks=blob_stats["chunks"],
+        logicalBytes=blob_stats["logical_bytes"],
+        storedBytes=blob_stats["stored_bytes"],
+        dedupRatio=blob_stats["dedup_ratio"],
+        cacheHits=cache.hits,
+        cacheMisses=cache.misses,
+        cacheHitRate=round(cache.hits / lookups, 4) if lookups else None,
+    )

@@ -6,6 +6,7 @@ their record is not lost with the process. Reads are queued and written in batch
 background thread, so recording adds no round trip to the hot read path; a crash can lose
 at most the last second of read records.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,8 +30,16 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("audit", __name__)
 
-SECRET_PARAMETERS = {"accesskey", "access_key", "x-access-key", "token", "password", "access_token",
-                     "refresh_token", "jwt"}
+SECRET_PARAMETERS = {
+    "accesskey",
+    "access_key",
+    "x-access-key",
+    "token",
+    "password",
+    "access_token",
+    "refresh_token",
+    "jwt",
+}
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 _FLUSH_SECONDS = 1.0
 _COLUMNS = ("user_id", "method", "path", "query", "status", "duration_ms", "client", "created_at")
@@ -39,8 +48,10 @@ _COLUMNS = ("user_id", "method", "path", "query", "status", "duration_ms", "clie
 def redacted_query() -> str:
     from urllib.parse import urlencode
 
-    pairs = [(key, "[redacted]" if key.lower() in SECRET_PARAMETERS else value)
-             for key, value in request.args.items(multi=True)]
+    pairs = [
+        (key, "[redacted]" if key.lower() in SECRET_PARAMETERS else value)
+        for key, value in request.args.items(multi=True)
+    ]
     return urlencode(pairs)
 
 
@@ -104,8 +115,10 @@ class AuditWriter:
                 self._insert(conn, rows)
                 if time.monotonic() - self._last_prune > 3600:
                     self._last_prune = time.monotonic()
-                    conn.execute("DELETE FROM audit_log WHERE created_at < now() - make_interval(days => %s)",
-                                 (self.retention_days,))
+                    conn.execute(
+                        "DELETE FROM audit_log WHERE created_at < now() - make_interval(days => %s)",
+                        (self.retention_days,),
+                    )
         except Exception:  # the writer thread must survive a database hiccup
             log.exception("could not write %d audit records", len(rows))
 
@@ -133,9 +146,16 @@ def init_audit(app: Flask) -> None:
         if not claims or "sub" not in claims:
             return response
         started = g.get("audit_started", time.perf_counter())
-        row = (int(claims["sub"]), request.method, request.path[:2000], redacted_query()[:2000],
-               response.status_code, round((time.perf_counter() - started) * 1000, 3),
-               request.remote_addr, dt.datetime.now(dt.timezone.utc))
+        row = (
+            int(claims["sub"]),
+            request.method,
+            request.path[:2000],
+            redacted_query()[:2000],
+            response.status_code,
+            round((time.perf_counter() - started) * 1000, 3),
+            request.remote_addr,
+            dt.datetime.now(dt.timezone.utc),
+        )
         writer.record(row, durable=request.method not in _READ_METHODS)
         return response
 
@@ -144,12 +164,15 @@ class AuditQuery(Schema):
     limit: Annotated[int, pydantic.Field(ge=1, le=100)] = 50
     cursor: str | None = None
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] | None = None
-    path: Annotated[str, pydantic.StringConstraints(max_length=2000)] | None = \
-        pydantic.Field(None, description="path prefix, e.g. /images")
+    path: Annotated[str, pydantic.StringConstraints(max_length=2000)] | None = pydantic.Field(
+        None, description="path prefix, e.g. /images"
+    )
     status: Annotated[int, pydantic.Field(ge=100, le=599)] | None = None
     from_: dt.datetime | None = pydantic.Field(None, alias="from")
     to: dt.datetime | None = None
-    user: Annotated[int, pydantic.Field(ge=1)] | None = pydantic.Field(None, description="admins only: one user's records")
+    user: Annotated[int, pydantic.Field(ge=1)] | None = pydantic.Field(
+        None, description="admins only: one user's records"
+    )
 
 
 class AuditRecordOut(Schema):
@@ -206,17 +229,32 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return AuditPageOut(
-        records=[AuditRecordOut(id=r["id"], userId=r["user_id"], method=r["method"], path=r["path"],
-                                query=r["query"], status=r["status"], durationMs=r["duration_ms"],
-                                client=r["client"], createdAt=r["created_at"]) for r in rows],
+        records=[
+            AuditRecordOut(
+                id=r["id"],
+                userId=r["user_id"],
+                method=r["method"],
+                path=r["path"],
+                query=r["query"],
+                status=r["status"],
+                durationMs=r["duration_ms"],
+                client=r["client"],
+                createdAt=r["created_at"],
+            )
+            for r in rows
+        ],
         nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
     )
 
 
 @bp.get("/audit")
 @jwt_required()
-@api(query=AuditQuery, response=AuditPageOut, responses={400: "Bad cursor", 403: "", 422: ""},
-     summary="Your audit records, newest first (admins: everyone's)")
+@api(
+    query=AuditQuery,
+    response=AuditPageOut,
+    responses={400: "Bad cursor", 403: "", 422: ""},
+    summary="Your audit records, newest first (admins: everyone's)",
+)
 def audit(query: AuditQuery):
     from .auth import get_user
 

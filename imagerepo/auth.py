@@ -1,5 +1,6 @@
 """Accounts and tokens: the `users` and `revoked_tokens` tables, JWT set-up, and the
 /register, /login, /token/refresh, /logout and /me routes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -8,8 +9,14 @@ from typing import Annotated
 import psycopg
 import pydantic
 from flask import Blueprint, Flask, current_app
-from flask_jwt_extended import (JWTManager, create_access_token, create_refresh_token, get_jwt,
-                                get_jwt_identity, jwt_required)
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    get_jwt_identity,
+    jwt_required,
+)
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .context import services
@@ -22,8 +29,9 @@ bp = Blueprint("auth", __name__)
 # wrong password and login timing does not reveal which accounts exist.
 _DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
 
-Name = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
-                                                 pattern=r"^[^\s@]+$")]
+Name = Annotated[
+    str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s@]+$")
+]
 Password = Annotated[str, pydantic.StringConstraints(min_length=8, max_length=1024)]
 
 
@@ -34,8 +42,9 @@ class RegisterIn(Schema):
 
 
 class LoginIn(Schema):
-    username: Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=320)] = \
+    username: Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=320)] = (
         pydantic.Field(description="User name or email")
+    )
     password: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)]
 
 
@@ -68,8 +77,9 @@ _USER_COLUMNS = "id, name, email, password_hash, is_admin, is_disabled, created_
 
 
 def _user_out(row) -> UserOut:
-    return UserOut(id=row["id"], name=row["name"], email=row["email"], isAdmin=row["is_admin"],
-                   createdAt=row["created_at"])
+    return UserOut(
+        id=row["id"], name=row["name"], email=row["email"], isAdmin=row["is_admin"], createdAt=row["created_at"]
+    )
 
 
 def create_user(db, name: str, email: str, password: str, is_admin: bool = False) -> dict:
@@ -115,15 +125,21 @@ def _tokens_for(user) -> TokensOut:
 
 
 @bp.post("/register")
-@api(body=RegisterIn, response=UserOut, status=201, auth=False, responses={409: "", 422: ""},
-     summary="Create an account")
+@api(
+    body=RegisterIn, response=UserOut, status=201, auth=False, responses={409: "", 422: ""}, summary="Create an account"
+)
 def register(body: RegisterIn):
     return _user_out(create_user(services().db, body.name, str(body.email), body.password))
 
 
 @bp.post("/login")
-@api(body=LoginIn, response=TokensOut, auth=False, responses={401: "Wrong name or password", 422: ""},
-     summary="Exchange a name (or email) and password for tokens")
+@api(
+    body=LoginIn,
+    response=TokensOut,
+    auth=False,
+    responses={401: "Wrong name or password", 422: ""},
+    summary="Exchange a name (or email) and password for tokens",
+)
 def login(body: LoginIn):
     user = find_user_by_login(services().db, body.username)
     password_ok = check_password_hash(user["password_hash"] if user else _DUMMY_HASH, body.password)
@@ -140,8 +156,9 @@ def login(body: LoginIn):
 def refresh():
     claims = get_jwt()
     token = create_access_token(identity=get_jwt_identity(), additional_claims={"name": claims.get("name")})
-    return AccessTokenOut(access_token=token,
-                          expires_in=int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()))
+    return AccessTokenOut(
+        access_token=token, expires_in=int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
+    )
 
 
 @bp.post("/logout")

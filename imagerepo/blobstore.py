@@ -27,6 +27,7 @@ orphan claims all sort by digest).
 Nothing here knows about HTTP or images: referrers of objects are described by a SQL query
 (`object_references_sql`) so `check()` can count them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -120,8 +121,16 @@ class StagedChunk:
 class StagedObject:
     """A fully received upload sitting in the staging area, not yet committed."""
 
-    def __init__(self, store: LocalChunkStore, digest: str, size: int, chunk_size: int,
-                 chunks: list[StagedChunk], head: bytes, area: StagingArea | None):
+    def __init__(
+        self,
+        store: LocalChunkStore,
+        digest: str,
+        size: int,
+        chunk_size: int,
+        chunks: list[StagedChunk],
+        head: bytes,
+        area: StagingArea | None,
+    ):
         self.store = store
         self._area = area
         self.digest = digest
@@ -204,7 +213,7 @@ class Stager:
             view = memoryview(self._buffer)
             cut = 0
             while len(self._buffer) - cut >= self._chunk_size:
-                self._stage(view[cut: cut + self._chunk_size])
+                self._stage(view[cut : cut + self._chunk_size])
                 cut += self._chunk_size
             view.release()
             del self._buffer[:cut]
@@ -238,8 +247,15 @@ class Stager:
         if self._buffer:
             self._stage(memoryview(self._buffer))
             self._buffer = bytearray()
-        return StagedObject(self._store, self._whole.hexdigest(), self._size, self._chunk_size,
-                            self._chunks, bytes(self._head), self._area)
+        return StagedObject(
+            self._store,
+            self._whole.hexdigest(),
+            self._size,
+            self._chunk_size,
+            self._chunks,
+            bytes(self._head),
+            self._area,
+        )
 
     def abort(self) -> None:
         """Throw away everything staged so far (a failed or refused upload)."""
@@ -279,9 +295,14 @@ class CheckReport:
 
     @property
     def problems(self) -> int:
-        return (len(self.missing_chunks) + len(self.wrong_size_chunks) + len(self.corrupt_chunks)
-                + len(self.chunk_refcount_mismatches) + len(self.object_refcount_mismatches)
-                + len(self.broken_manifests))
+        return (
+            len(self.missing_chunks)
+            + len(self.wrong_size_chunks)
+            + len(self.corrupt_chunks)
+            + len(self.chunk_refcount_mismatches)
+            + len(self.object_refcount_mismatches)
+            + len(self.broken_manifests)
+        )
 
     @property
     def clean(self) -> bool:
@@ -293,9 +314,16 @@ def _hex(digest: bytes) -> str:
 
 
 class BlobStore:
-    def __init__(self, db, store: LocalChunkStore, cache: ChunkCache, chunk_size: int,
-                 max_upload_bytes: int | None = None, gc_grace_seconds: int = 600,
-                 object_references_sql: str | None = None):
+    def __init__(
+        self,
+        db,
+        store: LocalChunkStore,
+        cache: ChunkCache,
+        chunk_size: int,
+        max_upload_bytes: int | None = None,
+        gc_grace_seconds: int = 600,
+        object_references_sql: str | None = None,
+    ):
         self.db = db
         self.store = store
         self.cache = cache
@@ -312,9 +340,15 @@ class BlobStore:
 
     @classmethod
     def for_config(cls, config, db, object_references_sql: str | None = None) -> "BlobStore":
-        return cls(db, LocalChunkStore(config.blob_dir, fsync=config.fsync), ChunkCache(config.cache_bytes),
-                   config.chunk_size, config.max_upload_bytes, config.gc_grace_seconds,
-                   object_references_sql)
+        return cls(
+            db,
+            LocalChunkStore(config.blob_dir, fsync=config.fsync),
+            ChunkCache(config.cache_bytes),
+            config.chunk_size,
+            config.max_upload_bytes,
+            config.gc_grace_seconds,
+            object_references_sql,
+        )
 
     # -- writing ---------------------------------------------------------------------------
     def stager(self) -> Stager:
@@ -361,8 +395,11 @@ class BlobStore:
             " SELECT d, s, n FROM unnest(%s::bytea[], %s::int[], %s::int[]) AS t(d, s, n) ORDER BY d"
             " ON CONFLICT (digest) DO UPDATE"
             " SET refcount = chunks.refcount + EXCLUDED.refcount, released_at = NULL",
-            ([bytes.fromhex(c.digest) for c in distinct], [c.size for c in distinct],
-             [references[c.digest] for c in distinct]),
+            (
+                [bytes.fromhex(c.digest) for c in distinct],
+                [c.size for c in distinct],
+                [references[c.digest] for c in distinct],
+            ),
         )
         with conn.cursor().copy("COPY object_chunks (object_digest, idx, chunk_digest) FROM STDIN") as copy:
             for index, chunk in enumerate(staged.chunks):
@@ -444,8 +481,9 @@ class BlobStore:
         with self._manifest_lock:
             self._manifests.pop(digest, None)
 
-    def open(self, digest: str, start: int = 0, end: int | None = None,
-             chunk_size: int | None = None) -> Iterator[bytes]:
+    def open(
+        self, digest: str, start: int = 0, end: int | None = None, chunk_size: int | None = None
+    ) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of an object, chunk by chunk, reading only the chunks
         the range touches. The first chunk is read before returning, so a missing or corrupt
         first chunk raises here (before a response has started). `chunk_size`, when the caller
@@ -485,8 +523,9 @@ class BlobStore:
         return b"".join(self.open(digest))
 
     # -- collecting ------------------------------------------------------------------------
-    def collect_garbage(self, grace_seconds: int | None = None, progress: Progress | None = None,
-                        sweep_files: bool = True) -> GcReport:
+    def collect_garbage(
+        self, grace_seconds: int | None = None, progress: Progress | None = None, sweep_files: bool = True
+    ) -> GcReport:
         """Free what nothing references. `sweep_files` also walks the whole chunk store for
         orphan and staging files, which costs a directory scan: the server does it rarely."""
         grace = self.gc_grace_seconds if grace_seconds is None else grace_seconds
@@ -519,14 +558,20 @@ class BlobStore:
                 # free it (fsck reports the drift, --repair fixes it).
                 still_referenced = (
                     f" AND NOT EXISTS (SELECT 1 FROM ({self.object_references_sql}) r"
-                    "   WHERE r.object_digest = o.digest)" if self.object_references_sql else "")
-                doomed = [r["digest"] for r in conn.execute(
-                    "SELECT digest FROM objects o WHERE refcount = 0"
-                    " AND coalesce(released_at, created_at) <= now() - make_interval(secs => %s)"
-                    + still_referenced +
-                    " ORDER BY digest LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (grace, _BATCH),
-                )]
+                    "   WHERE r.object_digest = o.digest)"
+                    if self.object_references_sql
+                    else ""
+                )
+                doomed = [
+                    r["digest"]
+                    for r in conn.execute(
+                        "SELECT digest FROM objects o WHERE refcount = 0"
+                        " AND coalesce(released_at, created_at) <= now() - make_interval(secs => %s)"
+                        + still_referenced
+                        + " ORDER BY digest LIMIT %s FOR UPDATE SKIP LOCKED",
+                        (grace, _BATCH),
+                    )
+                ]
                 if not doomed:
                     return
                 counts = conn.execute(
@@ -578,10 +623,14 @@ class BlobStore:
         cutoff = time.time() - grace
         candidates = [f for f in self.store.iterate() if f.mtime <= cutoff]
         for start in range(0, len(candidates), _BATCH):
-            batch = candidates[start: start + _BATCH]
+            batch = candidates[start : start + _BATCH]
             with self.db.transaction() as conn:
-                known = {_hex(r["digest"]) for r in conn.execute(
-                    "SELECT digest FROM chunks WHERE digest = ANY(%s)", ([bytes.fromhex(f.digest) for f in batch],))}
+                known = {
+                    _hex(r["digest"])
+                    for r in conn.execute(
+                        "SELECT digest FROM chunks WHERE digest = ANY(%s)", ([bytes.fromhex(f.digest) for f in batch],)
+                    )
+                }
                 orphans = [f for f in batch if f.digest not in known]
                 if not orphans:
                     continue
@@ -629,8 +678,9 @@ class BlobStore:
             self._collector = None
 
     # -- checking --------------------------------------------------------------------------
-    def check(self, verify_content: bool = False, repair: bool = False,
-              progress: Progress | None = None) -> CheckReport:
+    def check(
+        self, verify_content: bool = False, repair: bool = False, progress: Progress | None = None
+    ) -> CheckReport:
         report = CheckReport()
         with self.db.transaction() as conn:
             # One snapshot for every count, so concurrent uploads cannot make them disagree.
@@ -645,29 +695,41 @@ class BlobStore:
                     if progress and (report.chunks_checked % 1000 == 0 or report.chunks_checked == total):
                         progress("chunks", report.chunks_checked, total)
             report.chunk_refcount_mismatches = [
-                (_hex(r["digest"]), r["refcount"], r["expected"]) for r in conn.execute(
+                (_hex(r["digest"]), r["refcount"], r["expected"])
+                for r in conn.execute(
                     "SELECT coalesce(c.digest, m.chunk_digest) AS digest, coalesce(c.refcount, -1) AS refcount,"
                     " coalesce(m.n, 0)::int AS expected FROM chunks c"
                     " FULL JOIN (SELECT chunk_digest, count(*) AS n FROM object_chunks GROUP BY 1) m"
-                    " ON m.chunk_digest = c.digest WHERE c.refcount IS DISTINCT FROM coalesce(m.n, 0)")]
+                    " ON m.chunk_digest = c.digest WHERE c.refcount IS DISTINCT FROM coalesce(m.n, 0)"
+                )
+            ]
             if self.object_references_sql:
                 report.object_refcount_mismatches = [
-                    (_hex(r["digest"]), r["refcount"], r["expected"]) for r in conn.execute(
+                    (_hex(r["digest"]), r["refcount"], r["expected"])
+                    for r in conn.execute(
                         "SELECT coalesce(o.digest, m.object_digest) AS digest, coalesce(o.refcount, -1) AS refcount,"
                         " coalesce(m.n, 0)::int AS expected FROM objects o"
                         f" FULL JOIN (SELECT object_digest, count(*) AS n FROM ({self.object_references_sql}) r"
                         " GROUP BY 1) m ON m.object_digest = o.digest"
-                        " WHERE o.refcount IS DISTINCT FROM coalesce(m.n, 0)")]
-            report.broken_manifests = [_hex(r["digest"]) for r in conn.execute(
-                "SELECT o.digest FROM objects o LEFT JOIN object_chunks oc ON oc.object_digest = o.digest"
-                " LEFT JOIN chunks c ON c.digest = oc.chunk_digest GROUP BY o.digest, o.size, o.chunk_size"
-                " HAVING count(oc.idx) <> (o.size + o.chunk_size - 1) / o.chunk_size"
-                "   OR coalesce(sum(c.size), 0) <> o.size OR max(oc.idx) <> count(oc.idx) - 1")]
+                        " WHERE o.refcount IS DISTINCT FROM coalesce(m.n, 0)"
+                    )
+                ]
+            report.broken_manifests = [
+                _hex(r["digest"])
+                for r in conn.execute(
+                    "SELECT o.digest FROM objects o LEFT JOIN object_chunks oc ON oc.object_digest = o.digest"
+                    " LEFT JOIN chunks c ON c.digest = oc.chunk_digest GROUP BY o.digest, o.size, o.chunk_size"
+                    " HAVING count(oc.idx) <> (o.size + o.chunk_size - 1) / o.chunk_size"
+                    "   OR coalesce(sum(c.size), 0) <> o.size OR max(oc.idx) <> count(oc.idx) - 1"
+                )
+            ]
             report.objects_checked = conn.execute("SELECT count(*) AS n FROM objects").fetchone()["n"]
-            report.unreferenced_chunks = conn.execute(
-                "SELECT count(*) AS n FROM chunks WHERE refcount = 0").fetchone()["n"]
+            report.unreferenced_chunks = conn.execute("SELECT count(*) AS n FROM chunks WHERE refcount = 0").fetchone()[
+                "n"
+            ]
             report.unreferenced_objects = conn.execute(
-                "SELECT count(*) AS n FROM objects WHERE refcount = 0").fetchone()["n"]
+                "SELECT count(*) AS n FROM objects WHERE refcount = 0"
+            ).fetchone()["n"]
             known = {_hex(r["digest"]) for r in conn.execute("SELECT digest FROM chunks")}
         if report.missing_chunks:
             report.missing_chunks = self._still_missing(report.missing_chunks)
@@ -686,9 +748,13 @@ class BlobStore:
         """The snapshot may predate a collection that freed these chunks (rows and files)
         while the check ran; only a chunk still referenced now and still absent is missing."""
         with self.db.transaction() as conn:
-            referenced = {_hex(r["digest"]) for r in conn.execute(
-                "SELECT digest FROM chunks WHERE digest = ANY(%s) AND refcount > 0",
-                ([bytes.fromhex(d) for d in digests],))}
+            referenced = {
+                _hex(r["digest"])
+                for r in conn.execute(
+                    "SELECT digest FROM chunks WHERE digest = ANY(%s) AND refcount > 0",
+                    ([bytes.fromhex(d) for d in digests],),
+                )
+            }
         return [d for d in digests if d in referenced and not self.store.exists(d)]
 
     def _check_chunk(self, digest: str, size: int, verify_content: bool, report: CheckReport) -> None:
@@ -714,13 +780,15 @@ class BlobStore:
                     " released_at = CASE WHEN coalesce(m.n, 0) = 0 THEN now() END"
                     f" FROM objects o2 LEFT JOIN (SELECT object_digest, count(*) AS n FROM ({self.object_references_sql}) r"
                     " GROUP BY 1) m ON m.object_digest = o2.digest"
-                    " WHERE o.digest = o2.digest AND o.refcount IS DISTINCT FROM coalesce(m.n, 0)").rowcount
+                    " WHERE o.digest = o2.digest AND o.refcount IS DISTINCT FROM coalesce(m.n, 0)"
+                ).rowcount
             fixed += conn.execute(
                 "UPDATE chunks c SET refcount = coalesce(m.n, 0),"
                 " released_at = CASE WHEN coalesce(m.n, 0) = 0 THEN now() END"
                 " FROM chunks c2 LEFT JOIN (SELECT chunk_digest, count(*) AS n FROM object_chunks GROUP BY 1) m"
                 " ON m.chunk_digest = c2.digest"
-                " WHERE c.digest = c2.digest AND c.refcount IS DISTINCT FROM coalesce(m.n, 0)").rowcount
+                " WHERE c.digest = c2.digest AND c.refcount IS DISTINCT FROM coalesce(m.n, 0)"
+            ).rowcount
         return fixed
 
     # -- reporting -------------------------------------------------------------------------
@@ -737,12 +805,16 @@ class BlobStore:
             if self.object_references_sql:
                 ref = conn.execute(
                     f"SELECT count(*) AS n, coalesce(sum(o.size), 0)::bigint AS bytes FROM ({self.object_references_sql}) r"
-                    " JOIN objects o ON o.digest = r.object_digest").fetchone()
+                    " JOIN objects o ON o.digest = r.object_digest"
+                ).fetchone()
                 references, logical = ref["n"], ref["bytes"]
         stored = row["stored_bytes"]
         return {
-            "references": references, "objects": row["objects"], "chunks": row["chunks"],
-            "logical_bytes": logical, "stored_bytes": stored,
+            "references": references,
+            "objects": row["objects"],
+            "chunks": row["chunks"],
+            "logical_bytes": logical,
+            "stored_bytes": stored,
             "dedup_ratio": round(logical / stored, 3) if stored else None,
         }
 
@@ -752,16 +824,36 @@ class BlobStore:
             ("imagerepo_cache_misses_total", "counter", "Chunk reads that went to the store", self.cache.misses),
             ("imagerepo_cache_bytes", "gauge", "Bytes held by the chunk cache", self.cache.bytes_used),
             ("imagerepo_cache_chunks", "gauge", "Chunks held by the chunk cache", len(self.cache)),
-            ("imagerepo_objects_created_total", "counter", "Uploads that stored new content",
-             self.counters["objects_created"]),
-            ("imagerepo_uploads_deduplicated_total", "counter", "Uploads of content already stored",
-             self.counters["uploads_deduplicated"]),
+            (
+                "imagerepo_objects_created_total",
+                "counter",
+                "Uploads that stored new content",
+                self.counters["objects_created"],
+            ),
+            (
+                "imagerepo_uploads_deduplicated_total",
+                "counter",
+                "Uploads of content already stored",
+                self.counters["uploads_deduplicated"],
+            ),
             ("imagerepo_chunks_written_total", "counter", "Chunk files written", self.counters["chunks_written"]),
-            ("imagerepo_chunks_corrupt_total", "counter", "Chunk reads that failed verification",
-             self.counters["chunks_corrupt"]),
-            ("imagerepo_chunks_healed_total", "counter", "Missing chunk files rewritten from an identical upload",
-             self.counters["chunks_healed"]),
+            (
+                "imagerepo_chunks_corrupt_total",
+                "counter",
+                "Chunk reads that failed verification",
+                self.counters["chunks_corrupt"],
+            ),
+            (
+                "imagerepo_chunks_healed_total",
+                "counter",
+                "Missing chunk files rewritten from an identical upload",
+                self.counters["chunks_healed"],
+            ),
             ("imagerepo_gc_runs_total", "counter", "Collector runs", self.counters["gc_runs"]),
-            ("imagerepo_gc_chunks_freed_total", "counter", "Chunks freed by the collector",
-             self.counters["gc_chunks_freed"]),
+            (
+                "imagerepo_gc_chunks_freed_total",
+                "counter",
+                "Chunks freed by the collector",
+                self.counters["gc_chunks_freed"],
+            ),
         ]

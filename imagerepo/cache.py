@@ -4,6 +4,7 @@ Chunks are immutable and named by their digest, so entries never need invalidati
 cache may hold private content: access is checked before any chunk is read. The cache is
 never asked whether a chunk exists; the manifests in PostgreSQL decide that.
 """
+
 from __future__ import annotations
 
 import threading

@@ -18,6 +18,7 @@ it exits, so the sweeper knows exactly which staged files are abandoned: a locke
 an upload in flight (never touched, however old), an unlocked one was left by a crash (removed
 once older than the grace period). Age alone cannot tell a slow upload from a dead one.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """`python -m imagerepo …`: database, schema, accounts and chunk-store maintenance."""
+
 from __future__ import annotations
 
 import argparse
@@ -149,21 +150,27 @@ def cmd_fsck(args, config: Config) -> int:
     report = blobs.check(verify_content=args.verify_content, repair=args.repair, progress=progress)
     progress.finish()
     summary = {
-        "chunks_checked": report.chunks_checked, "objects_checked": report.objects_checked,
-        "missing_chunks": report.missing_chunks, "wrong_size_chunks": report.wrong_size_chunks,
+        "chunks_checked": report.chunks_checked,
+        "objects_checked": report.objects_checked,
+        "missing_chunks": report.missing_chunks,
+        "wrong_size_chunks": report.wrong_size_chunks,
         "corrupt_chunks": report.corrupt_chunks,
         "chunk_refcount_mismatches": report.chunk_refcount_mismatches,
         "object_refcount_mismatches": report.object_refcount_mismatches,
-        "broken_manifests": report.broken_manifests, "orphan_files": len(report.orphan_files),
-        "unreferenced_chunks": report.unreferenced_chunks, "unreferenced_objects": report.unreferenced_objects,
-        "repaired": report.repaired, "problems": report.problems,
+        "broken_manifests": report.broken_manifests,
+        "orphan_files": len(report.orphan_files),
+        "unreferenced_chunks": report.unreferenced_chunks,
+        "unreferenced_objects": report.unreferenced_objects,
+        "repaired": report.repaired,
+        "problems": report.problems,
     }
     print(json.dumps(summary, indent=2))
     if report.clean:
         print("fsck: clean", file=sys.stderr)
         return 0
-    if args.repair and not (report.missing_chunks or report.wrong_size_chunks or report.corrupt_chunks
-                            or report.broken_manifests):
+    if args.repair and not (
+        report.missing_chunks or report.wrong_size_chunks or report.corrupt_chunks or report.broken_manifests
+    ):
         print(f"fsck: repaired {report.repaired} reference counts", file=sys.stderr)
         return 0
     print(f"fsck: {report.problems} problem(s)", file=sys.stderr)
@@ -201,8 +208,11 @@ def cmd_seed_demo(args, config: Config) -> int:
         progress.finish()
         app.extensions["imagerepo"].blobs.stop_background_collector()
         app.extensions["imagerepo"].db.close()
-    print(json.dumps({**summary, "logins": [f"demo{n}" for n in range(1, args.users + 1)],
-                      "password": DEMO_PASSWORD}, indent=2))
+    print(
+        json.dumps(
+            {**summary, "logins": [f"demo{n}" for n in range(1, args.users + 1)], "password": DEMO_PASSWORD}, indent=2
+        )
+    )
     return 0
 
 
@@ -235,8 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true", help="fix reference counts (never deletes data)")
     p.set_defaults(func=cmd_fsck)
     p = sub.add_parser("gc", help="free unreferenced objects, chunks, orphan and staging files now")
-    p.add_argument("--grace", type=_seconds, default=None, help="seconds a zero-reference item is kept "
-                   "(default IMAGEREPO_GC_GRACE_SECONDS)")
+    p.add_argument(
+        "--grace",
+        type=_seconds,
+        default=None,
+        help="seconds a zero-reference item is kept (default IMAGEREPO_GC_GRACE_SECONDS)",
+    )
     p.set_defaults(func=cmd_gc)
     p = sub.add_parser("stats", help="images, objects, chunks, logical and stored bytes, dedup ratio")
     p.set_defaults(func=cmd_stats)

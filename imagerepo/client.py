@@ -10,6 +10,7 @@ The server is `--server`, else $IMAGEREPO_URL, else http://127.0.0.1:5666. Token
 server in $IMAGEREPO_CLIENT_CONFIG (default ~/.config/imagerepo/client.json, mode 0600).
 Any failure prints one line on stderr and exits with status 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -142,8 +143,7 @@ class Api:
         tokens = self._tokens()
         if not tokens.get("refresh_token"):
             raise ClientError("not logged in: run `login` first")
-        response = self._send("POST", "/token/refresh",
-                              headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+        response = self._send("POST", "/token/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
         if response.status_code == 401:
             self.store.put(self.server, None)
             raise ClientError(f"session expired, log in again ({_error_line(response)})")
@@ -180,8 +180,16 @@ class Api:
             raise ClientError(_error_line(response))
         return response
 
-    def call(self, method: str, path: str, *, auth: bool | None = True, headers: dict | None = None,
-             body: Callable[[], Any] | None = None, **kwargs) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: bool | None = True,
+        headers: dict | None = None,
+        body: Callable[[], Any] | None = None,
+        **kwargs,
+    ) -> requests.Response:
         """One request, answered 2xx/3xx or raised as ClientError.
 
         auth=True needs a login; auth=None sends the token if there is one (public reads work
@@ -229,8 +237,14 @@ class Api:
 def _reason(err: Exception) -> str:
     # requests nests the interesting part (refused, DNS) a few exceptions deep.
     text = str(err)
-    for marker in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-                   "Connection reset", "Broken pipe", "timed out"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "Connection reset",
+        "Broken pipe",
+        "timed out",
+    ):
         if marker in text:
             return marker.lower()
     return text.splitlines()[0][:200] if text else type(err).__name__
@@ -330,8 +344,23 @@ def _emit(args, data: Any, human: Callable[[Any], str]) -> None:
             print(text)
 
 
-_INFO_FIELDS = ("id", "name", "creator", "description", "contentType", "size", "width", "height",
-                "isPrivate", "locked", "accessKey", "sha256", "createdAt", "updatedAt", "url")
+_INFO_FIELDS = (
+    "id",
+    "name",
+    "creator",
+    "description",
+    "contentType",
+    "size",
+    "width",
+    "height",
+    "isPrivate",
+    "locked",
+    "accessKey",
+    "sha256",
+    "createdAt",
+    "updatedAt",
+    "url",
+)
 
 
 def _describe_image(image: dict) -> str:
@@ -353,11 +382,18 @@ def _image_table(images: list[dict]) -> str:
     if not images:
         return "no images"
     header = ("ID", "NAME", "SIZE", "TYPE", "PRIVATE", "CREATOR", "CREATED")
-    rows = [header] + [(
-        str(i.get("id", "")), _clip(str(i.get("name", "")), 40), _human_bytes(i.get("size") or 0),
-        str(i.get("contentType") or ""), "yes" if i.get("isPrivate") else "no", str(i.get("creator", "")),
-        str(i.get("createdAt") or "")[:19].replace("T", " "),
-    ) for i in images]
+    rows = [header] + [
+        (
+            str(i.get("id", "")),
+            _clip(str(i.get("name", "")), 40),
+            _human_bytes(i.get("size") or 0),
+            str(i.get("contentType") or ""),
+            "yes" if i.get("isPrivate") else "no",
+            str(i.get("creator", "")),
+            str(i.get("createdAt") or "")[:19].replace("T", " "),
+        )
+        for i in images
+    ]
     widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -425,18 +461,24 @@ def _read_password(args, prompt: str, confirm: bool = False) -> str:
 
 def cmd_register(api: Api, args) -> None:
     password = _read_password(args, "Password: ", confirm=True)
-    user = api.json("POST", "/register", auth=False,
-                    json={"name": args.name, "email": args.email, "password": password})
+    user = api.json(
+        "POST", "/register", auth=False, json={"name": args.name, "email": args.email, "password": password}
+    )
     _emit(args, user, lambda u: f"registered {u['name']} <{u['email']}> (id {u['id']}); now run `login {u['name']}`")
 
 
 def cmd_login(api: Api, args) -> None:
     password = _read_password(args, "Password: ")
     tokens = api.json("POST", "/login", auth=False, json={"username": args.username, "password": password})
-    api.store.put(api.server, {"username": args.username, "access_token": tokens["access_token"],
-                               "refresh_token": tokens["refresh_token"]})
-    _emit(args, {"server": api.server, "username": args.username, "config": str(api.store.path)},
-          lambda d: f"logged in to {d['server']} as {d['username']}")
+    api.store.put(
+        api.server,
+        {"username": args.username, "access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]},
+    )
+    _emit(
+        args,
+        {"server": api.server, "username": args.username, "config": str(api.store.path)},
+        lambda d: f"logged in to {d['server']} as {d['username']}",
+    )
 
 
 def cmd_logout(api: Api, args) -> None:
@@ -480,9 +522,13 @@ def cmd_upload(api: Api, args) -> int:
             params["accessKey"] = args.access_key
         progress = Progress(path.name, path.stat().st_size, enabled=not args.quiet)
         try:
-            image = api.json("POST", "/images/raw", params=params,
-                             headers={"Content-Type": "application/octet-stream"},
-                             body=lambda: ProgressReader(path, progress))
+            image = api.json(
+                "POST",
+                "/images/raw",
+                params=params,
+                headers={"Content-Type": "application/octet-stream"},
+                body=lambda: ProgressReader(path, progress),
+            )
         except ClientError as err:
             # One bad file (not an image, too large) should not stop the rest of the batch.
             print(f"error: {path}: {err}", file=sys.stderr)
@@ -492,8 +538,10 @@ def cmd_upload(api: Api, args) -> int:
         uploaded.append(image)
         if not args.json:
             extra = f", access key {image['accessKey']}" if image.get("isPrivate") and image.get("accessKey") else ""
-            print(f"uploaded {path} as image {image['id']} ({_human_bytes(image.get('size') or 0)}"
-                  f"{', private' if image.get('isPrivate') else ''}{extra})")
+            print(
+                f"uploaded {path} as image {image['id']} ({_human_bytes(image.get('size') or 0)}"
+                f"{', private' if image.get('isPrivate') else ''}{extra})"
+            )
     if args.json:
         print(json.dumps({"images": uploaded}, indent=2))
     return 1 if failed else 0
@@ -514,8 +562,11 @@ def cmd_list(api: Api, args) -> None:
         if not args.all or not cursor:
             break
     result = {"images": images, "nextCursor": None if args.all else cursor}
-    _emit(args, result, lambda r: _image_table(r["images"]) + (
-        f"\nmore: use --all, or --limit" if r["nextCursor"] else ""))
+    _emit(
+        args,
+        result,
+        lambda r: _image_table(r["images"]) + (f"\nmore: use --all, or --limit" if r["nextCursor"] else ""),
+    )
 
 
 def cmd_info(api: Api, args) -> None:
@@ -566,8 +617,11 @@ def cmd_download(api: Api, args) -> None:
             os.unlink(tmp)
         raise
     progress.finish()
-    _emit(args, {"id": args.id, "path": str(target), "size": progress.done, "sha256": actual},
-          lambda d: f"saved image {d['id']} to {d['path']} ({_human_bytes(d['size'])}, sha256 verified)")
+    _emit(
+        args,
+        {"id": args.id, "path": str(target), "size": progress.done, "sha256": actual},
+        lambda d: f"saved image {d['id']} to {d['path']} ({_human_bytes(d['size'])}, sha256 verified)",
+    )
 
 
 def cmd_private(api: Api, args) -> None:
@@ -613,15 +667,15 @@ def _limit(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", default=argparse.SUPPRESS,
-                        help=f"server URL (default: $IMAGEREPO_URL or {DEFAULT_SERVER})")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print machine-readable JSON")
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress output")
+    common.add_argument(
+        "--server", default=argparse.SUPPRESS, help=f"server URL (default: $IMAGEREPO_URL or {DEFAULT_SERVER})"
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output")
 
-    parser = argparse.ArgumentParser(prog="python -m imagerepo.client", parents=[common],
-                                     description="Command-line client for ImageRepo.")
+    parser = argparse.ArgumentParser(
+        prog="python -m imagerepo.client", parents=[common], description="Command-line client for ImageRepo."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, func, help_text):

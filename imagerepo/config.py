@@ -3,6 +3,7 @@
 Every setting has an environment variable; `Config.from_env()` is the only reader of
 `os.environ` in the package (tests build a `Config` directly with `dataclasses.replace`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,9 +123,12 @@ class Config:
             db_pool_min=_int(env, "IMAGEREPO_DB_POOL_MIN", cls.db_pool_min, 1),
             db_pool_max=_int(env, "IMAGEREPO_DB_POOL_MAX", cls.db_pool_max, 1),
             access_key_max_failures=_int(env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES", cls.access_key_max_failures, 1),
-            access_key_window_seconds=_int(env, "IMAGEREPO_ACCESS_KEY_WINDOW_SECONDS", cls.access_key_window_seconds, 1),
-            access_key_max_failures_per_client=_int(env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES_PER_CLIENT",
-                                                    cls.access_key_max_failures_per_client, 1),
+            access_key_window_seconds=_int(
+                env, "IMAGEREPO_ACCESS_KEY_WINDOW_SECONDS", cls.access_key_window_seconds, 1
+            ),
+            access_key_max_failures_per_client=_int(
+                env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES_PER_CLIENT", cls.access_key_max_failures_per_client, 1
+            ),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
         )

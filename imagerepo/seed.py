@@ -6,6 +6,7 @@ Images are small real PNG/JPEG files drawn with Pillow: a random background, a f
 random sizes, so each one is distinct content; about one in ten repeats an earlier file to show
 deduplication.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,12 +19,50 @@ from .errors import ApiError
 
 DEMO_PASSWORD = "demo-password"
 
-SUBJECTS = ["sunset", "beach", "mountain", "city", "cat", "dog", "forest", "river", "snow", "night",
-            "portrait", "flowers", "street", "bridge", "desert", "lake", "autumn", "architecture"]
+SUBJECTS = [
+    "sunset",
+    "beach",
+    "mountain",
+    "city",
+    "cat",
+    "dog",
+    "forest",
+    "river",
+    "snow",
+    "night",
+    "portrait",
+    "flowers",
+    "street",
+    "bridge",
+    "desert",
+    "lake",
+    "autumn",
+    "architecture",
+]
 MOODS = ["calm", "bright", "dark", "warm", "cold", "misty", "colourful", "minimal"]
 PLACES = ["lisbon", "kyoto", "new york", "reykjavik", "cape town", "patagonia", "oslo", "lima"]
-WORDS = ["quiet", "morning", "light", "over", "the", "old", "harbour", "after", "rain", "long",
-         "shadows", "walk", "through", "golden", "hour", "first", "frost", "on", "window", "view"]
+WORDS = [
+    "quiet",
+    "morning",
+    "light",
+    "over",
+    "the",
+    "old",
+    "harbour",
+    "after",
+    "rain",
+    "long",
+    "shadows",
+    "walk",
+    "through",
+    "golden",
+    "hour",
+    "first",
+    "frost",
+    "on",
+    "window",
+    "view",
+]
 
 
 def demo_image(rng: random.Random) -> tuple[bytes, str]:
@@ -51,8 +90,13 @@ def _demo_user(db, name: str) -> int:
         return find_user_by_login(db, name)["id"]
 
 
-def seed_demo(app, users: int, images: int, seed: int | None = None,
-              progress: Callable[[str, int, int | None], None] | None = None) -> dict:
+def seed_demo(
+    app,
+    users: int,
+    images: int,
+    seed: int | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> dict:
     """Create `users` demo accounts (demo1..demoN, password DEMO_PASSWORD; existing ones are
     reused) and `images` images spread over them. Returns counts."""
     from .context import services
@@ -88,8 +132,9 @@ def seed_demo(app, users: int, images: int, seed: int | None = None,
                 stager.write(data)
                 staged = stager.finish()
                 try:
-                    create_image(rng.choice(owners), staged, f"{subject}-{n}.{ext}", description, is_private,
-                                 None, tags)
+                    create_image(
+                        rng.choice(owners), staged, f"{subject}-{n}.{ext}", description, is_private, None, tags
+                    )
                 finally:
                     staged.discard()
             finally:

@@ -9,6 +9,7 @@ marks, spaces and `- _ . + # & '`. Commas separate tags in form fields and query
 Counts and listings only ever include images the caller may see (public ones, and the caller's
 own): a tag carried only by someone else's private images does not appear at all.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -59,13 +60,15 @@ def split_tags(values: list[str]) -> list[str]:
 
 # A JSON list of names (PUT /images/<id>/tags): every element must be a valid name.
 TagName = Annotated[str, pydantic.AfterValidator(normalise_tag)]
-TagNames = Annotated[list[TagName], pydantic.Field(max_length=MAX_TAGS_PER_IMAGE),
-                     pydantic.AfterValidator(_unique)]
+TagNames = Annotated[list[TagName], pydantic.Field(max_length=MAX_TAGS_PER_IMAGE), pydantic.AfterValidator(_unique)]
 # Repeatable and/or comma-separated text (multipart fields, query parameters).
-TagFields = Annotated[list[Annotated[str, pydantic.StringConstraints(max_length=2000)]],
-                      pydantic.Field(max_length=MAX_TAGS_PER_IMAGE,
-                                     description="Tag names: repeat the field and/or separate names with commas"),
-                      pydantic.AfterValidator(split_tags)]
+TagFields = Annotated[
+    list[Annotated[str, pydantic.StringConstraints(max_length=2000)]],
+    pydantic.Field(
+        max_length=MAX_TAGS_PER_IMAGE, description="Tag names: repeat the field and/or separate names with commas"
+    ),
+    pydantic.AfterValidator(split_tags),
+]
 
 
 # -- storage --------------------------------------------------------------------------------
@@ -74,8 +77,10 @@ def set_image_tags(conn, image_id: int, names: list[str]) -> None:
     The image's search vector follows by trigger (schema/004_catalog.sql)."""
     if names:
         # Sorted, so two uploads creating the same new tags take the index locks in one order.
-        conn.execute("INSERT INTO tags (name) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
-                     (sorted(names),))
+        conn.execute(
+            "INSERT INTO tags (name) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
+            (sorted(names),),
+        )
     conn.execute(
         "DELETE FROM image_tags WHERE image_id = %s"
         " AND tag_id NOT IN (SELECT id FROM tags WHERE name = ANY(%s::text[]))",
@@ -93,12 +98,15 @@ def attach_tags(conn, rows: list[dict]) -> list[dict]:
     """Put each image row's sorted tag names in row["tags"]: one query for the whole page."""
     if not rows:
         return rows
-    found = {r["image_id"]: r["names"] for r in conn.execute(
-        "SELECT it.image_id, array_agg(t.name ORDER BY t.name) AS names"
-        " FROM image_tags it JOIN tags t ON t.id = it.tag_id"
-        " WHERE it.image_id = ANY(%s::bigint[]) GROUP BY it.image_id",
-        ([r["id"] for r in rows],),
-    )}
+    found = {
+        r["image_id"]: r["names"]
+        for r in conn.execute(
+            "SELECT it.image_id, array_agg(t.name ORDER BY t.name) AS names"
+            " FROM image_tags it JOIN tags t ON t.id = it.tag_id"
+            " WHERE it.image_id = ANY(%s::bigint[]) GROUP BY it.image_id",
+            ([r["id"] for r in rows],),
+        )
+    }
     for row in rows:
         row["tags"] = found.get(row["id"], [])
     return rows
@@ -131,8 +139,9 @@ def _name_fragment(raw: str) -> str:
 
 
 class TagsQuery(Schema):
-    name: Annotated[str, pydantic.StringConstraints(max_length=MAX_TAG_LENGTH, pattern=r"^[^\x00]*$")] | None = pydantic.Field(
-        None, description="Only tags whose name contains this (case-insensitive)")
+    name: Annotated[str, pydantic.StringConstraints(max_length=MAX_TAG_LENGTH, pattern=r"^[^\x00]*$")] | None = (
+        pydantic.Field(None, description="Only tags whose name contains this (case-insensitive)")
+    )
     limit: int = pydantic.Field(50, ge=1, le=MAX_LIST_LIMIT)
     cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
 
@@ -156,8 +165,13 @@ def _tag_after(cursor: str) -> str:
 
 
 @bp.get("/tags")
-@api(query=TagsQuery, response=TagListOut, auth="optional", responses={400: "Invalid cursor", 422: ""},
-     summary="Tags in name order, with how many images the caller can see carrying each")
+@api(
+    query=TagsQuery,
+    response=TagListOut,
+    auth="optional",
+    responses={400: "Invalid cursor", 422: ""},
+    summary="Tags in name order, with how many images the caller can see carrying each",
+)
 def list_tags(query: TagsQuery):
     viewer = access.caller_id(optional=True)
     contains = _name_fragment(query.name) if query.name else None
@@ -165,8 +179,10 @@ def list_tags(query: TagsQuery):
     rows = visible_tag_counts(viewer, contains or None, after, query.limit)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    return TagListOut(tags=[TagOut(name=r["name"], images=r["images"]) for r in rows],
-                      nextCursor=encode_cursor(rows[-1]["name"]) if more else None)
+    return TagListOut(
+        tags=[TagOut(name=r["name"], images=r["images"]) for r in rows],
+        nextCursor=encode_cursor(rows[-1]["name"]) if more else None,
+    )
 
 
 # GET /tags/<name>/images is defined in imagerepo/images.py, next to the listing it shares.

@@ -15,6 +15,7 @@ as `UploadedFile` fields. File parts are written, as they arrive, into sinks mad
 `file_sink()` (a writable object with `close()` that drops what it holds), so an upload is never
 held in memory or copied to a temp file first; every sink is closed after the view returns.
 """
+
 from __future__ import annotations
 
 import functools
@@ -75,8 +76,12 @@ def _validate(model: type[pydantic.BaseModel], data: Any, where: str):
     # Checked once here for every request schema rather than on each text field.
     bad = _nul_field(data)
     if bad:
-        raise ApiError(422, "validation_failed", f"invalid {where}: {bad}: text must not contain NUL characters",
-                       [{"field": bad, "message": "text must not contain NUL characters"}])
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"invalid {where}: {bad}: text must not contain NUL characters",
+            [{"field": bad, "message": "text must not contain NUL characters"}],
+        )
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as err:
@@ -143,10 +148,22 @@ def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
     return _validate(model, data, "form")
 
 
-def api(*, body=None, query=None, form=None, file_sink=None, response=None, status: int = 200,
-        summary: str = "", auth: bool | str = True, responses: dict[int, str] | None = None,
-        request_doc: dict | None = None, response_doc: dict | None = None,
-        parameters: list[dict] | None = None, other_statuses: dict[int, str] | None = None):
+def api(
+    *,
+    body=None,
+    query=None,
+    form=None,
+    file_sink=None,
+    response=None,
+    status: int = 200,
+    summary: str = "",
+    auth: bool | str = True,
+    responses: dict[int, str] | None = None,
+    request_doc: dict | None = None,
+    response_doc: dict | None = None,
+    parameters: list[dict] | None = None,
+    other_statuses: dict[int, str] | None = None,
+):
     """Validate the request into models and serialise the returned model.
 
     `form` is a multipart model (see `parse_form`), `file_sink` makes the object each file part
@@ -185,8 +202,11 @@ def api(*, body=None, query=None, form=None, file_sink=None, response=None, stat
                 for sink in sinks:
                     sink.close()
             answer_status = status
-            if isinstance(result, tuple) and len(result) == 2 and (
-                    result[1] == status or result[1] in (other_statuses or {})):
+            if (
+                isinstance(result, tuple)
+                and len(result) == 2
+                and (result[1] == status or result[1] in (other_statuses or {}))
+            ):
                 result, answer_status = result
             if isinstance(result, pydantic.BaseModel):
                 out = jsonify(result.model_dump(mode="json", by_alias=True))
@@ -195,10 +215,17 @@ def api(*, body=None, query=None, form=None, file_sink=None, response=None, stat
             return result
 
         wrapper.openapi = {
-            "body": body, "query": query, "form": form, "response": response, "status": status,
+            "body": body,
+            "query": query,
+            "form": form,
+            "response": response,
+            "status": status,
             "summary": summary or (view.__doc__ or "").strip().split("\n")[0],
-            "auth": auth, "responses": responses or {}, "request_doc": request_doc,
-            "response_doc": response_doc, "parameters": parameters or [],
+            "auth": auth,
+            "responses": responses or {},
+            "request_doc": request_doc,
+            "response_doc": response_doc,
+            "parameters": parameters or [],
             "other_statuses": other_statuses or {},
         }
         return wrapper
@@ -207,10 +234,21 @@ def api(*, body=None, query=None, form=None, file_sink=None, response=None, stat
 
 
 _STATUS_TEXT = {
-    200: "OK", 201: "Created", 202: "Accepted", 204: "No content", 206: "Partial content",
-    304: "Not modified", 400: "Malformed request", 401: "Missing, invalid, expired or revoked token",
-    403: "Not allowed", 404: "Absent or not visible to you", 409: "Conflict", 413: "Too large",
-    415: "Not an accepted image type", 416: "Range not satisfiable", 422: "Failed validation",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No content",
+    206: "Partial content",
+    304: "Not modified",
+    400: "Malformed request",
+    401: "Missing, invalid, expired or revoked token",
+    403: "Not allowed",
+    404: "Absent or not visible to you",
+    409: "Conflict",
+    413: "Too large",
+    415: "Not an accepted image type",
+    416: "Range not satisfiable",
+    422: "Failed validation",
     429: "Too many attempts",
 }
 
@@ -236,22 +274,44 @@ def openapi_document(app: Flask) -> dict:
         params = []
         for arg in rule.arguments:
             path = path.replace(f"<int:{arg}>", f"{{{arg}}}").replace(f"<{arg}>", f"{{{arg}}}")
-            params.append({"name": arg, "in": "path", "required": True,
-                           "schema": {"type": "integer"} if arg.endswith("id") else {"type": "string"}})
+            params.append(
+                {
+                    "name": arg,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"} if arg.endswith("id") else {"type": "string"},
+                }
+            )
         if spec["query"] is not None:
             qschema = spec["query"].model_json_schema(by_alias=True)
             required = set(qschema.get("required", []))
             for name, prop in qschema.get("properties", {}).items():
-                params.append({"name": name, "in": "query", "required": name in required,
-                               "schema": prop, **({"description": prop["description"]} if "description" in prop else {})})
-        for method in sorted(rule.methods - {"OPTIONS", "HEAD"} if "GET" in rule.methods else rule.methods - {"OPTIONS"}):
-            op: dict[str, Any] = {"operationId": f"{rule.endpoint}_{method.lower()}", "summary": spec["summary"],
-                                  "tags": [rule.endpoint.split(".")[0]], "parameters": params}
+                params.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in required,
+                        "schema": prop,
+                        **({"description": prop["description"]} if "description" in prop else {}),
+                    }
+                )
+        for method in sorted(
+            rule.methods - {"OPTIONS", "HEAD"} if "GET" in rule.methods else rule.methods - {"OPTIONS"}
+        ):
+            op: dict[str, Any] = {
+                "operationId": f"{rule.endpoint}_{method.lower()}",
+                "summary": spec["summary"],
+                "tags": [rule.endpoint.split(".")[0]],
+                "parameters": params,
+            }
             op["parameters"] = params + spec.get("parameters", [])
             if spec["body"] is not None:
                 op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec["body"])}}}
             elif spec.get("form") is not None:
-                op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": ref(spec["form"])}}}
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": ref(spec["form"])}},
+                }
             elif spec["request_doc"] is not None:
                 op["requestBody"] = spec["request_doc"]
             ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec["status"], "OK")}
@@ -263,19 +323,27 @@ def openapi_document(app: Flask) -> dict:
             for code, text in spec.get("other_statuses", {}).items():
                 op["responses"][str(code)] = {**ok, "description": text}
             for code, text in spec["responses"].items():
-                op["responses"][str(code)] = {"description": text or _STATUS_TEXT.get(code, ""),
-                                              "content": {"application/json": {"schema": error_ref}}}
+                op["responses"][str(code)] = {
+                    "description": text or _STATUS_TEXT.get(code, ""),
+                    "content": {"application/json": {"schema": error_ref}},
+                }
             if spec["auth"]:
                 # "optional": anonymous callers are served too; a token that is sent must be valid.
                 op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
-                op["responses"].setdefault("401", {"description": _STATUS_TEXT[401],
-                                                   "content": {"application/json": {"schema": error_ref}}})
+                op["responses"].setdefault(
+                    "401", {"description": _STATUS_TEXT[401], "content": {"application/json": {"schema": error_ref}}}
+                )
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "ImageRepo", "version": "1.0.0",
-                 "description": "Content-addressed image store: accounts, images, private images with access keys."},
+        "info": {
+            "title": "ImageRepo",
+            "version": "1.0.0",
+            "description": "Content-addressed image store: accounts, images, private images with access keys.",
+        },
         "paths": paths,
-        "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
     }

@@ -1,5 +1,6 @@
 """Helpers for blob-store tests: a BlobStore on a test Config, and references to objects held
 the way the image API holds them (a row in `images`, one object reference each)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,8 @@ def add_owner(database_url: str, name: str = "owner") -> int:
     with psycopg.connect(database_url, autocommit=True) as conn:
         return conn.execute(
             "INSERT INTO users (name, email, password_hash) VALUES (%s, %s, 'x') RETURNING id",
-            (name, f"{name}@example.com")).fetchone()[0]
+            (name, f"{name}@example.com"),
+        ).fetchone()[0]
 
 
 def add_reference(blobs: BlobStore, owner_id: int, data: bytes | None = None, stream=None) -> int:
@@ -55,7 +57,8 @@ def add_reference(blobs: BlobStore, owner_id: int, data: bytes | None = None, st
                 return conn.execute(
                     "INSERT INTO images (owner_id, object_digest, filename, content_type)"
                     " VALUES (%s, %s, 'test.bin', 'application/octet-stream') RETURNING id",
-                    (owner_id, bytes.fromhex(staged.digest))).fetchone()["id"]
+                    (owner_id, bytes.fromhex(staged.digest)),
+                ).fetchone()["id"]
         finally:
             staged.discard()
     finally:
@@ -75,14 +78,17 @@ def drop_reference(blobs: BlobStore, image_id: int) -> str | None:
 
 def object_of(blobs: BlobStore, image_id: int) -> str:
     with blobs.db.transaction() as conn:
-        return bytes(conn.execute("SELECT object_digest FROM images WHERE id = %s",
-                                  (image_id,)).fetchone()["object_digest"]).hex()
+        return bytes(
+            conn.execute("SELECT object_digest FROM images WHERE id = %s", (image_id,)).fetchone()["object_digest"]
+        ).hex()
 
 
 def table_counts(blobs: BlobStore) -> dict:
     with blobs.db.transaction() as conn:
-        return {table: conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
-                for table in ("objects", "chunks", "object_chunks", "images")}
+        return {
+            table: conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
+            for table in ("objects", "chunks", "object_chunks", "images")
+        }
 
 
 def chunk_files(blobs: BlobStore) -> set[str]:
@@ -96,9 +102,13 @@ def staging_files(blobs: BlobStore) -> list[Path]:
 def needed_chunks(blobs: BlobStore) -> set[str]:
     """Chunk digests the objects still referenced by images need."""
     with blobs.db.transaction() as conn:
-        return {bytes(r["chunk_digest"]).hex() for r in conn.execute(
-            "SELECT DISTINCT oc.chunk_digest FROM images i"
-            " JOIN object_chunks oc ON oc.object_digest = i.object_digest")}
+        return {
+            bytes(r["chunk_digest"]).hex()
+            for r in conn.execute(
+                "SELECT DISTINCT oc.chunk_digest FROM images i"
+                " JOIN object_chunks oc ON oc.object_digest = i.object_digest"
+            )
+        }
 
 
 def flip_byte(path: Path, offset: int = 100) -> None:

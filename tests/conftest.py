@@ -1,5 +1,6 @@
 """Test fixtures: a real PostgreSQL (embedded unless DATABASE_URL is set), a database of this
 run's own, a fresh chunk store per test, the Flask app, and the real server over HTTP."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,6 @@ from psycopg import conninfo, sql
 from imagerepo import create_app, pgembed
 from imagerepo.config import Config
 from imagerepo.db import apply_schema
-
 
 
 @contextlib.contextmanager
@@ -43,8 +43,12 @@ def _embedded_test_server(database: str):
 def _other_test_databases(url: str, own: str) -> list[str]:
     admin = conninfo.make_conninfo(url, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        return [r[0] for r in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'imagerepo\\_test\\_%%' AND datname <> %s", (own,))]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'imagerepo\\_test\\_%%' AND datname <> %s", (own,)
+            )
+        ]
 
 
 @contextlib.contextmanager
@@ -85,10 +89,17 @@ def database_url():
 @pytest.fixture
 def clean_db(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")]
-        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+            )
+        ]
+        conn.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+            )
+        )
     return database_url
 
 
@@ -136,8 +147,9 @@ def with_changes(config: Config, **changes) -> Config:
 
 
 def register(client, name="alice", email=None, password="correct horse battery"):
-    response = client.post("/register", json={"name": name, "email": email or f"{name}@example.com",
-                                              "password": password})
+    response = client.post(
+        "/register", json={"name": name, "email": email or f"{name}@example.com", "password": password}
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 

@@ -1,4 +1,5 @@
 """Small real image files for the image API tests, made with Pillow (and a hand-built DICOM)."""
+
 from __future__ import annotations
 
 import io
@@ -8,8 +9,14 @@ import zlib
 
 from PIL import Image
 
-FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
-           "BMP": "image/bmp", "TIFF": "image/tiff"}
+FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 
 
 def image_bytes(fmt: str = "PNG", size=(3, 2), color="red") -> bytes:
@@ -21,8 +28,11 @@ def image_bytes(fmt: str = "PNG", size=(3, 2), color="red") -> bytes:
 def noise_bmp(width: int, height: int, seed: bytes = b"") -> bytes:
     """An uncompressed image of random pixels: about width*height*3 bytes that share no chunk
     with anything else (unless the same seed is used)."""
-    pixels = os.urandom(width * height * 3) if not seed else (
-        (seed * (width * height * 3 // len(seed) + 1))[: width * height * 3])
+    pixels = (
+        os.urandom(width * height * 3)
+        if not seed
+        else ((seed * (width * height * 3 // len(seed) + 1))[: width * height * 3])
+    )
     buffer = io.BytesIO()
     Image.frombytes("RGB", (width, height), pixels).save(buffer, "BMP")
     return buffer.getvalue()
@@ -51,21 +61,27 @@ def _implicit_le(group: int, element: int, value: bytes) -> bytes:
 def dicom_bytes(rows: int = 4, columns: int = 5, implicit: bool = False) -> bytes:
     """A minimal DICOM Part 10 file: preamble, DICM, file meta group, Rows/Columns, pixels."""
     syntax = b"1.2.840.10008.1.2\0" if implicit else b"1.2.840.10008.1.2.1\0"
-    meta = (_explicit_le(0x0002, 0x0001, b"OB", b"\0\1")
-            + _explicit_le(0x0002, 0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0")
-            + _explicit_le(0x0002, 0x0010, b"UI", syntax))
+    meta = (
+        _explicit_le(0x0002, 0x0001, b"OB", b"\0\1")
+        + _explicit_le(0x0002, 0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0")
+        + _explicit_le(0x0002, 0x0010, b"UI", syntax)
+    )
     meta = _explicit_le(0x0002, 0x0000, b"UL", struct.pack("<I", len(meta))) + meta
     pixels = bytes(rows * columns)
     if implicit:
-        dataset = (_implicit_le(0x0008, 0x0060, b"OT")
-                   + _implicit_le(0x0028, 0x0010, struct.pack("<H", rows))
-                   + _implicit_le(0x0028, 0x0011, struct.pack("<H", columns))
-                   + _implicit_le(0x7FE0, 0x0010, pixels))
+        dataset = (
+            _implicit_le(0x0008, 0x0060, b"OT")
+            + _implicit_le(0x0028, 0x0010, struct.pack("<H", rows))
+            + _implicit_le(0x0028, 0x0011, struct.pack("<H", columns))
+            + _implicit_le(0x7FE0, 0x0010, pixels)
+        )
     else:
-        dataset = (_explicit_le(0x0008, 0x0060, b"CS", b"OT")
-                   + _explicit_le(0x0028, 0x0010, b"US", struct.pack("<H", rows))
-                   + _explicit_le(0x0028, 0x0011, b"US", struct.pack("<H", columns))
-                   + _explicit_le(0x7FE0, 0x0010, b"OW", pixels))
+        dataset = (
+            _explicit_le(0x0008, 0x0060, b"CS", b"OT")
+            + _explicit_le(0x0028, 0x0010, b"US", struct.pack("<H", rows))
+            + _explicit_le(0x0028, 0x0011, b"US", struct.pack("<H", columns))
+            + _explicit_le(0x7FE0, 0x0010, b"OW", pixels)
+        )
     return b"\0" * 128 + b"DICM" + meta + dataset
 
 

@@ -1,5 +1,6 @@
 """The real server (gunicorn, production config file) in a subprocess, for tests whose
 behaviour crosses a process: streaming, memory, crashes, concurrency."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,15 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, database_url: str, blob_dir: Path, workers: int = 1, threads: int = 4,
-                 extra_env: dict | None = None, log_path: Path | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        blob_dir: Path,
+        workers: int = 1,
+        threads: int = 4,
+        extra_env: dict | None = None,
+        log_path: Path | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -46,7 +54,11 @@ class LiveServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "imagerepo:create_app()"],
-            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

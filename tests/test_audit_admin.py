@@ -1,4 +1,5 @@
 """The audit trail and the admin routes."""
+
 import psycopg
 import pytest
 
@@ -74,22 +75,37 @@ def test_audit_filters_and_pagination(app, client, alice):
         cursor = page["nextCursor"]
     assert len(seen) == len(set(seen)) == 5
     assert seen == sorted(seen, reverse=True)
-    assert client.get("/audit?status=404", headers=alice["headers"]).get_json()["records"] == []  # /nope was not authenticated
+    assert (
+        client.get("/audit?status=404", headers=alice["headers"]).get_json()["records"] == []
+    )  # /nope was not authenticated
     future = client.get("/audit?from=2999-01-01T00:00:00Z", headers=alice["headers"]).get_json()
     assert future["records"] == []
 
 
-@pytest.mark.parametrize("query, status", [("limit=0", 422), ("limit=abc", 422), ("method=BREW", 422),
-                                           ("status=99", 422), ("from=yesterday", 422), ("cursor=%%%", 400),
-                                           ("cursor=bm90LWEtY3Vyc29y", 400), ("unknown=1", 422)])
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("limit=0", 422),
+        ("limit=abc", 422),
+        ("method=BREW", 422),
+        ("status=99", 422),
+        ("from=yesterday", 422),
+        ("cursor=%%%", 400),
+        ("cursor=bm90LWEtY3Vyc29y", 400),
+        ("unknown=1", 422),
+    ],
+)
 def test_audit_bad_queries(client, alice, query, status):
     assert_error(client.get(f"/audit?{query}", headers=alice["headers"]), status)
 
 
 def test_admin_routes_refused_to_non_admins(client, alice, bob):
-    for method, path in [("GET", "/admin/users"), ("GET", "/admin/stats"),
-                         ("POST", f"/admin/users/{bob['user']['id']}/disable"),
-                         ("POST", f"/admin/users/{bob['user']['id']}/enable")]:
+    for method, path in [
+        ("GET", "/admin/users"),
+        ("GET", "/admin/stats"),
+        ("POST", f"/admin/users/{bob['user']['id']}/disable"),
+        ("POST", f"/admin/users/{bob['user']['id']}/enable"),
+    ]:
         assert_error(client.open(path, method=method, headers=alice["headers"]), 403, "forbidden")
         assert_error(client.open(path, method=method), 401)
 
@@ -125,15 +141,45 @@ def test_create_admin_cli(config):
     import sys
 
     env = {**os.environ, "DATABASE_URL": config.database_url, "IMAGEREPO_BLOB_DIR": str(config.blob_dir)}
-    done = subprocess.run([sys.executable, "-m", "imagerepo", "create-admin", "--name", "root",
-                           "--email", "root@example.com", "--password", "long enough"],
-                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagerepo",
+            "create-admin",
+            "--name",
+            "root",
+            "--email",
+            "root@example.com",
+            "--password",
+            "long enough",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     with psycopg.connect(config.database_url) as conn:
         assert conn.execute("SELECT is_admin FROM users WHERE name = 'root'").fetchone()[0] is True
-    again = subprocess.run([sys.executable, "-m", "imagerepo", "create-admin", "--name", "root",
-                            "--email", "other@example.com", "--password", "long enough"],
-                           env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagerepo",
+            "create-admin",
+            "--name",
+            "root",
+            "--email",
+            "other@example.com",
+            "--password",
+            "long enough",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert again.returncode == 1 and "already registered" in again.stderr
 
 

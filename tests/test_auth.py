@@ -1,4 +1,5 @@
 """Accounts and tokens: register, login, refresh, me, logout, and every kind of bad token."""
+
 import base64
 import datetime as dt
 import json
@@ -12,8 +13,9 @@ SECRET = "test-secret-" + "x" * 40
 
 
 def test_register_returns_user_without_password(client):
-    response = client.post("/register", json={"name": "alice", "email": "Alice@Example.com",
-                                              "password": "long enough pw"})
+    response = client.post(
+        "/register", json={"name": "alice", "email": "Alice@Example.com", "password": "long enough pw"}
+    )
     assert response.status_code == 201
     body = response.get_json()
     assert body["name"] == "alice" and body["email"].lower() == "alice@example.com"
@@ -30,39 +32,51 @@ def test_password_is_stored_hashed(client, config):
     assert stored.startswith("scrypt:") and "correct horse" not in stored
 
 
-@pytest.mark.parametrize("payload, status", [
-    ({"name": "bob", "email": "bob@example.com"}, 422),                       # missing password
-    ({"email": "bob@example.com", "password": "longenough"}, 422),             # missing name
-    ({"name": "bob", "password": "longenough"}, 422),                          # missing email
-    ({"name": "bob", "email": "not-an-email", "password": "longenough"}, 422),
-    ({"name": "bob", "email": "bob@example.com", "password": "short"}, 422),
-    ({"name": 42, "email": "bob@example.com", "password": "longenough"}, 422),
-    ({"name": "bob", "email": "bob@example.com", "password": 12345678}, 422),
-    ({"name": "", "email": "bob@example.com", "password": "longenough"}, 422),
-    ({"name": "b ob", "email": "bob@example.com", "password": "longenough"}, 422),
-    ({"name": "bob", "email": "bob@example.com", "password": "longenough", "admin": True}, 422),
-    (["bob"], 422),
-])
+@pytest.mark.parametrize(
+    "payload, status",
+    [
+        ({"name": "bob", "email": "bob@example.com"}, 422),  # missing password
+        ({"email": "bob@example.com", "password": "longenough"}, 422),  # missing name
+        ({"name": "bob", "password": "longenough"}, 422),  # missing email
+        ({"name": "bob", "email": "not-an-email", "password": "longenough"}, 422),
+        ({"name": "bob", "email": "bob@example.com", "password": "short"}, 422),
+        ({"name": 42, "email": "bob@example.com", "password": "longenough"}, 422),
+        ({"name": "bob", "email": "bob@example.com", "password": 12345678}, 422),
+        ({"name": "", "email": "bob@example.com", "password": "longenough"}, 422),
+        ({"name": "b ob", "email": "bob@example.com", "password": "longenough"}, 422),
+        ({"name": "bob", "email": "bob@example.com", "password": "longenough", "admin": True}, 422),
+        (["bob"], 422),
+    ],
+)
 def test_register_rejects_invalid(client, payload, status):
     assert_error(client.post("/register", json=payload), status, "validation_failed")
 
 
-@pytest.mark.parametrize("data, content_type", [
-    ("{not json", "application/json"),
-    ("", "application/json"),
-    ("name=bob", "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    "data, content_type",
+    [
+        ("{not json", "application/json"),
+        ("", "application/json"),
+        ("name=bob", "application/x-www-form-urlencoded"),
+    ],
+)
 def test_register_rejects_broken_json(client, data, content_type):
     assert_error(client.post("/register", data=data, content_type=content_type), 400, "bad_request")
 
 
 def test_register_conflicts(client):
     register(client, "alice", email="alice@example.com")
-    assert_error(client.post("/register", json={"name": "alice", "email": "other@example.com",
-                                                "password": "longenough"}), 409, "conflict")
+    assert_error(
+        client.post("/register", json={"name": "alice", "email": "other@example.com", "password": "longenough"}),
+        409,
+        "conflict",
+    )
     # email uniqueness ignores case
-    assert_error(client.post("/register", json={"name": "other", "email": "ALICE@example.com",
-                                                "password": "longenough"}), 409, "conflict")
+    assert_error(
+        client.post("/register", json={"name": "other", "email": "ALICE@example.com", "password": "longenough"}),
+        409,
+        "conflict",
+    )
 
 
 def test_login_with_name_or_email(client):
@@ -81,8 +95,16 @@ def test_login_failures_are_indistinguishable(client):
     assert wrong_password.get_json() == unknown_user.get_json()
 
 
-@pytest.mark.parametrize("payload", [{}, {"username": "alice"}, {"password": "x"},
-                                     {"username": 1, "password": "x"}, {"username": "a", "password": None}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"username": "alice"},
+        {"password": "x"},
+        {"username": 1, "password": "x"},
+        {"username": "a", "password": None},
+    ],
+)
 def test_login_validation(client, payload):
     assert_error(client.post("/login", json=payload), 422)
 
@@ -118,8 +140,15 @@ def _forge(payload: dict, secret: str = SECRET, algorithm: str = "HS256") -> str
 
 def _claims(user_id: int, **overrides) -> dict:
     now = dt.datetime.now(dt.timezone.utc)
-    claims = {"sub": str(user_id), "jti": "abc", "type": "access", "fresh": False,
-              "iat": now, "nbf": now, "exp": now + dt.timedelta(minutes=5)}
+    claims = {
+        "sub": str(user_id),
+        "jti": "abc",
+        "type": "access",
+        "fresh": False,
+        "iat": now,
+        "nbf": now,
+        "exp": now + dt.timedelta(minutes=5),
+    }
     claims.update(overrides)
     return claims
 
@@ -127,25 +156,48 @@ def _claims(user_id: int, **overrides) -> dict:
 def _alg_none_token(user_id: int) -> str:
     def part(obj):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
     claims = {"sub": str(user_id), "jti": "n", "type": "access", "exp": 4102444800}
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
-@pytest.mark.parametrize("make_header", [
-    lambda uid: {},
-    lambda uid: {"Authorization": "Bearer"},
-    lambda uid: {"Authorization": "Bearer not.a.token"},
-    lambda uid: {"Authorization": "Basic YWxpY2U6cHc="},
-    lambda uid: {"Authorization": "Bearer " + _forge(_claims(uid), secret="another secret that is long enough")},
-    lambda uid: {"Authorization": "Bearer " + _forge(_claims(uid, exp=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
-                                                              iat=dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc),
-                                                              nbf=dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc)))},
-    lambda uid: {"Authorization": "Bearer " + _alg_none_token(uid)},
-    lambda uid: {"Authorization": "Bearer " + _forge(_claims(uid), algorithm="HS512")},
-    lambda uid: {"Authorization": "Bearer " + _forge(_claims(99999))},            # no such user
-    lambda uid: {"Authorization": "Bearer " + _forge(_claims(uid, sub="alice"))},  # non-numeric identity
-], ids=["missing", "empty", "malformed", "basic", "wrong-secret", "expired", "alg-none", "hs512",
-        "unknown-user", "bad-subject"])
+@pytest.mark.parametrize(
+    "make_header",
+    [
+        lambda uid: {},
+        lambda uid: {"Authorization": "Bearer"},
+        lambda uid: {"Authorization": "Bearer not.a.token"},
+        lambda uid: {"Authorization": "Basic YWxpY2U6cHc="},
+        lambda uid: {"Authorization": "Bearer " + _forge(_claims(uid), secret="another secret that is long enough")},
+        lambda uid: {
+            "Authorization": "Bearer "
+            + _forge(
+                _claims(
+                    uid,
+                    exp=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+                    iat=dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc),
+                    nbf=dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc),
+                )
+            )
+        },
+        lambda uid: {"Authorization": "Bearer " + _alg_none_token(uid)},
+        lambda uid: {"Authorization": "Bearer " + _forge(_claims(uid), algorithm="HS512")},
+        lambda uid: {"Authorization": "Bearer " + _forge(_claims(99999))},  # no such user
+        lambda uid: {"Authorization": "Bearer " + _forge(_claims(uid, sub="alice"))},  # non-numeric identity
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "malformed",
+        "basic",
+        "wrong-secret",
+        "expired",
+        "alg-none",
+        "hs512",
+        "unknown-user",
+        "bad-subject",
+    ],
+)
 def test_bad_tokens_get_401(client, make_header):
     user = register(client, "alice")
     assert_error(client.get("/me", headers=make_header(user["id"])), 401)
@@ -180,12 +232,15 @@ def test_every_response_has_nosniff(client):
     assert client.get("/nope").headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.parametrize("route, payload", [
-    ("/register", {"name": "bo\x00b", "email": "bob@example.com", "password": "longenough"}),
-    ("/register", {"name": "bob", "email": "bob@example.com", "password": "long\x00enough"}),
-    ("/login", {"username": "bo\x00b", "password": "whatever1"}),
-    ("/login", {"username": "bob", "password": "whatever1", "\x00": 1}),
-])
+@pytest.mark.parametrize(
+    "route, payload",
+    [
+        ("/register", {"name": "bo\x00b", "email": "bob@example.com", "password": "longenough"}),
+        ("/register", {"name": "bob", "email": "bob@example.com", "password": "long\x00enough"}),
+        ("/login", {"username": "bo\x00b", "password": "whatever1"}),
+        ("/login", {"username": "bob", "password": "whatever1", "\x00": 1}),
+    ],
+)
 def test_nul_characters_are_a_validation_error_not_a_crash(client, route, payload):
     assert_error(client.post(route, json=payload), 422, "validation_failed")
 

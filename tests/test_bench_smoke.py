@@ -1,5 +1,6 @@
 """The benchmark harness runs end to end on tiny sizes and reports every figure, so it cannot rot.
 (The benchmark itself is not a test: `make bench`.)"""
+
 import json
 import math
 import subprocess
@@ -9,20 +10,46 @@ from imagerepo.config import PROJECT_ROOT
 
 FIGURES = [
     "sha256_MBps",
-    *(f"{kind}_{role}_MBps" for kind in ("upload_limit", "download_limit", "upload_raw", "upload_multipart",
-                                         "reupload_raw", "reupload_multipart", "download_cold", "download_hot")
-      for role in ("small", "medium", "large")),
-    "small_get_rps", "small_get_p50_ms", "small_get_p99_ms", "small_get_token_rps",
-    "ceiling_rps", "ceiling_p50_ms", "ceiling_p99_ms",
-    "list_first_p50_ms", "list_first_p95_ms", "list_deep_p50_ms", "list_deep_p95_ms",
-    "rss_growth_upload_large_MiB", "rss_growth_download_cold_large_MiB", "rss_growth_download_hot_large_MiB",
+    *(
+        f"{kind}_{role}_MBps"
+        for kind in (
+            "upload_limit",
+            "download_limit",
+            "upload_raw",
+            "upload_multipart",
+            "reupload_raw",
+            "reupload_multipart",
+            "download_cold",
+            "download_hot",
+        )
+        for role in ("small", "medium", "large")
+    ),
+    "small_get_rps",
+    "small_get_p50_ms",
+    "small_get_p99_ms",
+    "small_get_token_rps",
+    "ceiling_rps",
+    "ceiling_p50_ms",
+    "ceiling_p99_ms",
+    "list_first_p50_ms",
+    "list_first_p95_ms",
+    "list_deep_p50_ms",
+    "list_deep_p95_ms",
+    "rss_growth_upload_large_MiB",
+    "rss_growth_download_cold_large_MiB",
+    "rss_growth_download_hot_large_MiB",
 ]
 
 
 def test_quick_benchmark_reports_every_figure_and_target(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     figures = report["figures"]

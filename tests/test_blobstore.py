@@ -1,4 +1,5 @@
 """The blob store on a real database and real files: sharing, ranges, collection, the cache."""
+
 from __future__ import annotations
 
 import gc as pygc
@@ -8,8 +9,20 @@ import time
 
 import pytest
 
-from blob_helpers import (SMALL_CHUNK, add_owner, add_reference, chunk_files, drop_reference, make_blobs,
-                          needed_chunks, object_of, pseudo_random, sha256, staging_files, table_counts)
+from blob_helpers import (
+    SMALL_CHUNK,
+    add_owner,
+    add_reference,
+    chunk_files,
+    drop_reference,
+    make_blobs,
+    needed_chunks,
+    object_of,
+    pseudo_random,
+    sha256,
+    staging_files,
+    table_counts,
+)
 from imagerepo.blobstore import ChunkCorrupt, EmptyUpload, UploadTooLarge
 
 CS = SMALL_CHUNK
@@ -44,9 +57,11 @@ def test_files_sharing_a_prefix_share_those_chunks(blobs):
     b = prefix + pseudo_random(CS + 500, seed=4)
     blobs.put(io.BytesIO(a))
     blobs.put(io.BytesIO(b))
-    prefix_chunks = {sha256(prefix[i:i + CS]) for i in range(0, 3 * CS, CS)}
+    prefix_chunks = {sha256(prefix[i : i + CS]) for i in range(0, 3 * CS, CS)}
     with blobs.db.transaction() as conn:
-        refcounts = {bytes(r["digest"]).hex(): r["refcount"] for r in conn.execute("SELECT digest, refcount FROM chunks")}
+        refcounts = {
+            bytes(r["digest"]).hex(): r["refcount"] for r in conn.execute("SELECT digest, refcount FROM chunks")
+        }
     assert len(refcounts) == 3 + 3 + 2
     assert all(refcounts[d] == 2 for d in prefix_chunks)
     assert sorted(v for d, v in refcounts.items() if d not in prefix_chunks) == [1] * 5
@@ -59,8 +74,12 @@ def test_a_chunk_repeated_inside_one_file_is_stored_once_and_counted_per_use(blo
     data = block * 7 + b"tail"
     add_reference(blobs, owner, data)
     with blobs.db.transaction() as conn:
-        assert conn.execute("SELECT refcount FROM chunks WHERE digest = %s",
-                            (bytes.fromhex(sha256(block)),)).fetchone()["refcount"] == 7
+        assert (
+            conn.execute("SELECT refcount FROM chunks WHERE digest = %s", (bytes.fromhex(sha256(block)),)).fetchone()[
+                "refcount"
+            ]
+            == 7
+        )
     assert len(chunk_files(blobs)) == 2
     assert blobs.read_all(sha256(data)) == data
     assert blobs.check(verify_content=True).clean
@@ -78,8 +97,12 @@ def test_chunk_size_is_recorded_per_object(config, blobs):
         assert other.read_all(sha256(data)) == data
         assert blobs.read_all(sha256(data + b"!")) == data + b"!"
         report = other.check(verify_content=True)
-        assert (report.chunks_checked, report.corrupt_chunks, report.chunk_refcount_mismatches,
-                report.broken_manifests) == (len(chunk_files(blobs)), [], [], [])
+        assert (
+            report.chunks_checked,
+            report.corrupt_chunks,
+            report.chunk_refcount_mismatches,
+            report.broken_manifests,
+        ) == (len(chunk_files(blobs)), [], [], [])
     finally:
         other.db.close()
 
@@ -101,24 +124,36 @@ def test_staged_reader_sees_the_whole_upload(blobs):
     data = pseudo_random(3 * CS + 77, seed=8)
     stager = blobs.stager()
     for piece in range(0, len(data), 1000):
-        stager.write(data[piece:piece + 1000])
+        stager.write(data[piece : piece + 1000])
     staged = stager.finish()
     try:
-        assert staged.head == data[:64 * 1024]
+        assert staged.head == data[: 64 * 1024]
         reader = staged.reader()
         assert reader.read() == data
         reader.seek(CS - 3)
-        assert reader.read(10) == data[CS - 3:CS + 7]
+        assert reader.read(10) == data[CS - 3 : CS + 7]
     finally:
         staged.discard()
     assert staging_files(blobs) == []
 
 
 # -- reading ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("start,end", [
-    (0, None), (0, 0), (0, CS - 1), (CS - 1, CS), (CS, 2 * CS - 1), (CS - 1, 2 * CS), (1, 3 * CS + 1),
-    (4 * CS - 1, 4 * CS - 1), (4 * CS, None), (4 * CS + 50, 4 * CS + 99), (10, 10 ** 9),
-])
+@pytest.mark.parametrize(
+    "start,end",
+    [
+        (0, None),
+        (0, 0),
+        (0, CS - 1),
+        (CS - 1, CS),
+        (CS, 2 * CS - 1),
+        (CS - 1, 2 * CS),
+        (1, 3 * CS + 1),
+        (4 * CS - 1, 4 * CS - 1),
+        (4 * CS, None),
+        (4 * CS + 50, 4 * CS + 99),
+        (10, 10**9),
+    ],
+)
 def test_range_reads_at_chunk_boundaries_read_only_the_chunks_they_touch(config, start, end):
     data = pseudo_random(4 * CS + 100, seed=9)
     writer = make_blobs(config)
@@ -127,7 +162,7 @@ def test_range_reads_at_chunk_boundaries_read_only_the_chunks_they_touch(config,
     try:
         got = b"".join(reader.open(sha256(data), start, end))
         last = len(data) - 1 if end is None else min(end, len(data) - 1)
-        assert got == data[start:last + 1]
+        assert got == data[start : last + 1]
         assert reader.cache.misses == last // CS - start // CS + 1
     finally:
         writer.db.close()
@@ -213,8 +248,10 @@ def test_the_orphan_sweep_never_takes_a_file_whose_upload_holds_the_row(blobs, o
         try:
             with blobs.db.transaction() as conn:
                 blobs.commit(conn, staged)
-                conn.execute("INSERT INTO images (owner_id, object_digest, filename, content_type)"
-                             " VALUES (%s, %s, 'a', 'b')", (owner, bytes.fromhex(staged.digest)))
+                conn.execute(
+                    "INSERT INTO images (owner_id, object_digest, filename, content_type) VALUES (%s, %s, 'a', 'b')",
+                    (owner, bytes.fromhex(staged.digest)),
+                )
                 published.set()
                 finish.wait(30)
                 if outcome == "rollback":
@@ -249,7 +286,7 @@ def test_the_orphan_sweep_never_takes_a_file_whose_upload_holds_the_row(blobs, o
 def test_staged_files_survive_gc_while_the_upload_runs_and_go_once_it_is_abandoned(blobs, owner):
     data = pseudo_random(5 * CS, seed=25)
     live = blobs.stager()
-    live.write(data[:3 * CS])
+    live.write(data[: 3 * CS])
     abandoned = blobs.stager()
     abandoned.write(pseudo_random(3 * CS, seed=26))
     assert len(staging_files(blobs)) == 6
@@ -258,7 +295,7 @@ def test_staged_files_survive_gc_while_the_upload_runs_and_go_once_it_is_abandon
     del abandoned
     pygc.collect()
     assert blobs.collect_garbage(grace_seconds=0).staging_files_removed == 3
-    live.write(data[3 * CS:])
+    live.write(data[3 * CS :])
     staged = live.finish()
     try:
         with blobs.db.transaction() as conn:
@@ -334,11 +371,11 @@ def test_a_chunk_file_lost_while_cached_is_reported_and_rewritten_by_the_next_up
     data = pseudo_random(3 * CS, seed=33)
     image = add_reference(blobs, owner, data)
     assert blobs.read_all(sha256(data)) == data
-    lost = sha256(data[CS:2 * CS])
+    lost = sha256(data[CS : 2 * CS])
     blobs.store.delete(lost)
     assert blobs.read_all(sha256(data)) == data
     assert blobs.check().missing_chunks == [lost]
-    overlapping = data[CS:2 * CS] + b"different tail"
+    overlapping = data[CS : 2 * CS] + b"different tail"
     add_reference(blobs, owner, overlapping)
     assert lost in chunk_files(blobs)
     assert blobs.check(verify_content=True).clean
@@ -351,7 +388,7 @@ def test_a_flipped_byte_is_never_read_back_nor_cached(blobs, owner):
 
     data = pseudo_random(3 * CS, seed=40)
     add_reference(blobs, owner, data)
-    bad = sha256(data[CS:2 * CS])
+    bad = sha256(data[CS : 2 * CS])
     flip_byte(blobs.store.path_for(bad))
     stream = blobs.open(sha256(data))  # the first chunk is fine
     assert next(stream) == data[:CS]
@@ -369,7 +406,7 @@ def test_a_flipped_byte_is_never_read_back_nor_cached(blobs, owner):
 def test_missing_and_truncated_chunk_files_are_reported(blobs, owner):
     data = pseudo_random(3 * CS, seed=41)
     add_reference(blobs, owner, data)
-    missing, truncated = sha256(data[:CS]), sha256(data[2 * CS:])
+    missing, truncated = sha256(data[:CS]), sha256(data[2 * CS :])
     blobs.store.delete(missing)
     with open(blobs.store.path_for(truncated), "r+b") as handle:
         handle.truncate(CS - 1)
@@ -403,10 +440,16 @@ def test_stats_counts_sharing(blobs, owner):
     data = pseudo_random(4 * CS, seed=44)
     add_reference(blobs, owner, data)
     add_reference(blobs, owner, data)
-    add_reference(blobs, owner, data[:2 * CS])
+    add_reference(blobs, owner, data[: 2 * CS])
     stats = blobs.stats()
-    assert stats == {"references": 3, "objects": 2, "chunks": 4, "logical_bytes": 10 * CS,
-                     "stored_bytes": 4 * CS, "dedup_ratio": 2.5}
+    assert stats == {
+        "references": 3,
+        "objects": 2,
+        "chunks": 4,
+        "logical_bytes": 10 * CS,
+        "stored_bytes": 4 * CS,
+        "dedup_ratio": 2.5,
+    }
 
 
 def test_the_background_collector_frees_released_storage(config, owner):
@@ -447,13 +490,13 @@ def test_a_stale_cached_manifest_is_replaced_not_served(config, blobs, owner):
     blobs.chunk_size = 2 * CS
     add_reference(blobs, owner, data)
     assert blobs.read_all(sha256(data)) == data
-    assert b"".join(blobs.open(sha256(data), CS + 5, 2 * CS + 5)) == data[CS + 5: 2 * CS + 6]
+    assert b"".join(blobs.open(sha256(data), CS + 5, 2 * CS + 5)) == data[CS + 5 : 2 * CS + 6]
 
 
 def test_an_identical_upload_puts_back_a_lost_chunk_file(blobs, owner):
     data = pseudo_random(3 * CS + 5, seed=92)
     add_reference(blobs, owner, data)
-    lost = sha256(data[CS:2 * CS])
+    lost = sha256(data[CS : 2 * CS])
     blobs.store.delete(lost)
     assert blobs.check().missing_chunks == [lost]
     add_reference(blobs, owner, data)  # deduplicated: no new object, but the file comes back

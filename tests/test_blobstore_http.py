@@ -1,6 +1,7 @@
 """Corruption over HTTP, on the real server: a flipped byte in a chunk file is never served as a
 complete, good-looking body. A bad first chunk is a 5xx JSON error before any byte is sent; a bad
 later chunk breaks the body off short of its Content-Length, so no client can take it as whole."""
+
 from __future__ import annotations
 
 import http.client
@@ -52,7 +53,7 @@ def test_a_flipped_byte_is_never_served_as_a_good_body(config, corrupt_server, w
     assert response.status_code == 201, response.text
     image = response.json()
     index = {"first": 0, "middle": 2, "last": len(data) // CHUNK}[where]
-    bad = sha256(data[index * CHUNK:(index + 1) * CHUNK])
+    bad = sha256(data[index * CHUNK : (index + 1) * CHUNK])
     blobs = make_blobs(config, chunk_size=CHUNK)
     try:
         flip_byte(blobs.store.path_for(bad), offset=10)
@@ -65,17 +66,19 @@ def test_a_flipped_byte_is_never_served_as_a_good_body(config, corrupt_server, w
         else:
             assert status == 200
             assert not complete and len(body) < int(answer_headers["Content-Length"])
-            assert body == data[:len(body)], "what was sent before the bad chunk is right"
+            assert body == data[: len(body)], "what was sent before the bad chunk is right"
             assert len(body) <= index * CHUNK
         # A range that starts in the bad chunk fails before its body starts.
         start = index * CHUNK + 5
-        status, answer_headers, body, _ = raw_get(corrupt_server.url + image["url"],
-                                                  {**headers, "Range": f"bytes={start}-{start + 100}"})
+        status, answer_headers, body, _ = raw_get(
+            corrupt_server.url + image["url"], {**headers, "Range": f"bytes={start}-{start + 100}"}
+        )
         assert status >= 500 and answer_headers["Content-Type"].startswith("application/json")
         # A range that avoids it is served, exact.
         if index > 0:
-            status, _, body, complete = raw_get(corrupt_server.url + image["url"],
-                                                {**headers, "Range": f"bytes=0-{CHUNK - 1}"})
+            status, _, body, complete = raw_get(
+                corrupt_server.url + image["url"], {**headers, "Range": f"bytes=0-{CHUNK - 1}"}
+            )
             assert status == 206 and complete and body == data[:CHUNK]
         report = blobs.check(verify_content=True)
         assert report.corrupt_chunks == [bad]

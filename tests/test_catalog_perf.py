@@ -1,6 +1,7 @@
 """GET /images with filters at 100,000 images: every filter's page query uses indexes (never a
 scan of the images table) and stays fast. Timings are printed (pytest -s); the bound asserted
 is loose, because the machine is shared -- the plans are what must not regress."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,11 +21,17 @@ def catalog_100k(database_url):
     """100 users, 100k images (20% private; png/jpeg/gif/webp/dicom; one every 5 minutes back
     from now), 13 common tags (~7.7% of images each) and 187 rare ones (~0.5% each)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+            )
+        ]
         conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-        conn.execute("INSERT INTO users (name, email, password_hash)"
-                     " SELECT 'u' || g, 'u' || g || '@x', 'h' FROM generate_series(1, 100) g")
+        conn.execute(
+            "INSERT INTO users (name, email, password_hash)"
+            " SELECT 'u' || g, 'u' || g || '@x', 'h' FROM generate_series(1, 100) g"
+        )
         conn.execute("INSERT INTO objects (digest, size, chunk_size, refcount) VALUES (sha256('x'::bytea), 1, 4096, 1)")
         conn.execute(f"""
             INSERT INTO images (owner_id, object_digest, filename, content_type, description, is_private, created_at)
@@ -44,8 +51,10 @@ def catalog_100k(database_url):
         # Tag words in the search vectors do not matter here; skipping their refresh saves ~10 s.
         conn.execute("ALTER TABLE image_tags DISABLE TRIGGER image_tags_added")
         try:
-            conn.execute("INSERT INTO image_tags (image_id, tag_id)"
-                         " SELECT id, 1 + (id * 7) % 13 FROM images UNION SELECT id, 14 + id % 187 FROM images")
+            conn.execute(
+                "INSERT INTO image_tags (image_id, tag_id)"
+                " SELECT id, 1 + (id * 7) % 13 FROM images UNION SELECT id, 14 + id % 187 FROM images"
+            )
         finally:
             conn.execute("ALTER TABLE image_tags ENABLE TRIGGER image_tags_added")
         conn.execute("VACUUM ANALYZE")

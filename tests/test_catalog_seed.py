@@ -1,5 +1,6 @@
 """`python -m imagerepo seed-demo` as a developer runs it: a subprocess on the same database and
 chunk store, progress on stderr; the API then lists what it made."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,22 @@ from imagesamples import quick_user
 
 
 def seed(config, *args):
-    env = {**os.environ, "DATABASE_URL": config.database_url, "IMAGEREPO_BLOB_DIR": str(config.blob_dir),
-           "IMAGEREPO_ENV": "test", "IMAGEREPO_JWT_SECRET": "seed-test-secret-" + "z" * 40,
-           "IMAGEREPO_GC_INTERVAL_SECONDS": "0"}
-    return subprocess.run([sys.executable, "-m", "imagerepo", "seed-demo", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DATABASE_URL": config.database_url,
+        "IMAGEREPO_BLOB_DIR": str(config.blob_dir),
+        "IMAGEREPO_ENV": "test",
+        "IMAGEREPO_JWT_SECRET": "seed-test-secret-" + "z" * 40,
+        "IMAGEREPO_GC_INTERVAL_SECONDS": "0",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "imagerepo", "seed-demo", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_seed_demo_fills_the_catalog(config, client, app):

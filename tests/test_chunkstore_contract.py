@@ -3,6 +3,7 @@
 Every implementation runs the same tests. A new backend (S3, ...) adds a factory to
 STORE_FACTORIES; only the tests named `test_local_*` are about the local disk's layout.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,13 +81,28 @@ def test_delete(store):
     assert list(store.iterate()) == []
 
 
-@pytest.mark.parametrize("bad", [
-    "", "abc", "A" * 64, "g" * 64, "0" * 63, "0" * 65, "../" + "0" * 61, "0" * 62 + "/.",
-    "00/00/" + "0" * 58, " " + "0" * 63,
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "abc",
+        "A" * 64,
+        "g" * 64,
+        "0" * 63,
+        "0" * 65,
+        "../" + "0" * 61,
+        "0" * 62 + "/.",
+        "00/00/" + "0" * 58,
+        " " + "0" * 63,
+    ],
+)
 def test_bad_digest_strings_are_refused_by_every_method(store, bad):
-    for call in (lambda: store.get(bad), lambda: store.exists(bad), lambda: store.delete(bad),
-                 lambda: store.put(bad, b"x")):
+    for call in (
+        lambda: store.get(bad),
+        lambda: store.exists(bad),
+        lambda: store.delete(bad),
+        lambda: store.put(bad, b"x"),
+    ):
         with pytest.raises(ValueError):
             call()
     assert list(store.iterate()) == []

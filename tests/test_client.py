@@ -1,5 +1,6 @@
 """The command-line client (`python -m imagerepo.client`) against the real server under gunicorn,
 run as a user would: a subprocess with its own config file and working directory."""
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,14 @@ class Cli:
     def config_path(self, user: str) -> Path:
         return self.home / "config" / f"{user}.json"
 
-    def run(self, *args: str, user: str = "alice", stdin: str | None = None, server: str | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        *args: str,
+        user: str = "alice",
+        stdin: str | None = None,
+        server: str | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess:
         env = {
             **os.environ,
             "IMAGEREPO_URL": server or self.server_url,
@@ -44,8 +51,13 @@ class Cli:
             "PYTHONPATH": str(PROJECT_ROOT),
         }
         return subprocess.run(
-            [sys.executable, "-m", "imagerepo.client", *args], cwd=cwd or self.workdir, env=env,
-            input=stdin or "", capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "imagerepo.client", *args],
+            cwd=cwd or self.workdir,
+            env=env,
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def ok(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -181,8 +193,12 @@ def test_download_of_a_hostile_name_stays_inside_outputs(cli, server):
     token = cli.tokens("alice")["access_token"]
     ids = []
     for hostile in ("../../escape.png", "..\\..\\escape-win.png", "/etc/passwd", "..", ".hidden.png"):
-        response = requests.post(server.url + "/images/raw", params={"name": hostile}, data=data,
-                                 headers={"Authorization": f"Bearer {token}"})
+        response = requests.post(
+            server.url + "/images/raw",
+            params={"name": hostile},
+            data=data,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert response.status_code == 201, response.text
         ids.append(str(response.json()["id"]))
 
@@ -193,14 +209,30 @@ def test_download_of_a_hostile_name_stays_inside_outputs(cli, server):
         assert not saved.name.startswith(".")
     written = {p.resolve() for p in cli.home.rglob("*") if p.is_file()}
     assert {p for p in written if p.parent != outputs and p.suffix != ".json"} == {
-        (cli.workdir / "plain.png").resolve()}
+        (cli.workdir / "plain.png").resolve()
+    }
     assert leftovers(outputs) == []
 
 
-@pytest.mark.parametrize("name", [
-    "../../etc/passwd", "..", ".", "", "/", "a/../../b.png", "..\\..\\windows.png", "C:\\Users\\x.png",
-    ".bashrc", "x\x00y.png", "new\nline.png", "name" * 100 + ".png", "é" * 200 + ".jpg", "  ..  ",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "..",
+        ".",
+        "",
+        "/",
+        "a/../../b.png",
+        "..\\..\\windows.png",
+        "C:\\Users\\x.png",
+        ".bashrc",
+        "x\x00y.png",
+        "new\nline.png",
+        "name" * 100 + ".png",
+        "é" * 200 + ".jpg",
+        "  ..  ",
+    ],
+)
 def test_safe_filename_is_a_plain_name_inside_the_directory(name, tmp_path):
     result = safe_filename(name, "image-7")
     assert result and "/" not in result and "\\" not in result and not result.startswith(".")
@@ -242,11 +274,13 @@ def test_server_errors_are_one_line_and_exit_code_one(cli):
 def _expired_looking_token() -> str:
     def part(obj) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
     return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': '1', 'exp': int(time.time()) - 60})}.c2ln"
 
 
-@pytest.mark.parametrize("stale_token", ["not.a.token", _expired_looking_token()],
-                         ids=["rejected-by-server", "expired-locally"])
+@pytest.mark.parametrize(
+    "stale_token", ["not.a.token", _expired_looking_token()], ids=["rejected-by-server", "expired-locally"]
+)
 def test_stale_access_token_is_refreshed_with_the_refresh_token(cli, stale_token):
     cli.signup("alice")
     config = cli.config_path("alice")
@@ -288,9 +322,13 @@ def test_corrupt_content_never_lands_in_outputs(cli, config, which):
     make_image(cli.workdir / "big.jpg", (900, 700), "JPEG")
     uploaded = cli.json("upload", "big.jpg")["images"][0]
     with psycopg.connect(config.database_url) as conn:
-        digests = [bytes(row[0]).hex() for row in conn.execute(
-            "SELECT chunk_digest FROM object_chunks WHERE object_digest = %s ORDER BY idx",
-            (bytes.fromhex(uploaded["sha256"]),))]
+        digests = [
+            bytes(row[0]).hex()
+            for row in conn.execute(
+                "SELECT chunk_digest FROM object_chunks WHERE object_digest = %s ORDER BY idx",
+                (bytes.fromhex(uploaded["sha256"]),),
+            )
+        ]
     assert len(digests) >= 3
     victim = next(p for p in Path(config.blob_dir).rglob(digests[0 if which == "first" else -1]))
     victim.chmod(0o644)
@@ -304,15 +342,22 @@ def test_corrupt_content_never_lands_in_outputs(cli, config, which):
 def _peak_rss_kib(cli: Cli, *args: str) -> int:
     """Runs the client in a process that reports its own peak memory on its last stderr line."""
     # VmHWM, not ru_maxrss: the latter carries over the forking parent's (pytest's) peak.
-    probe = ("import re, runpy, sys\n"
-             "sys.argv = ['imagerepo.client'] + sys.argv[1:]\n"
-             "try:\n    runpy.run_module('imagerepo.client', run_name='__main__')\n"
-             "finally:\n    status = open('/proc/self/status').read()\n"
-             "    print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1), file=sys.stderr)\n")
-    env = {**os.environ, "IMAGEREPO_URL": cli.server_url, "PYTHONPATH": str(PROJECT_ROOT),
-           "IMAGEREPO_CLIENT_CONFIG": str(cli.config_path("alice"))}
-    result = subprocess.run([sys.executable, "-c", probe, *args], cwd=cli.workdir, env=env,
-                            capture_output=True, text=True, timeout=120)
+    probe = (
+        "import re, runpy, sys\n"
+        "sys.argv = ['imagerepo.client'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('imagerepo.client', run_name='__main__')\n"
+        "finally:\n    status = open('/proc/self/status').read()\n"
+        "    print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1), file=sys.stderr)\n"
+    )
+    env = {
+        **os.environ,
+        "IMAGEREPO_URL": cli.server_url,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "IMAGEREPO_CLIENT_CONFIG": str(cli.config_path("alice")),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=cli.workdir, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return int(result.stderr.strip().splitlines()[-1])
 

@@ -8,6 +8,7 @@ During the run every worker reads back what it holds (a reference held means the
 there); afterwards fsck with content verification must be clean, every surviving image must read
 back byte-exact, and releasing everything must leave an empty store.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,19 @@ import traceback
 
 import pytest
 
-from blob_helpers import (SMALL_CHUNK, add_owner, add_reference, chunk_files, drop_reference, make_blobs,
-                          needed_chunks, object_of, pseudo_random, staging_files, table_counts)
+from blob_helpers import (
+    SMALL_CHUNK,
+    add_owner,
+    add_reference,
+    chunk_files,
+    drop_reference,
+    make_blobs,
+    needed_chunks,
+    object_of,
+    pseudo_random,
+    staging_files,
+    table_counts,
+)
 
 CS = SMALL_CHUNK
 RUN_SECONDS = 12
@@ -125,10 +137,23 @@ def test_concurrent_uploads_deletes_and_collection_keep_the_invariant(config):
     queue = ctx.Queue()
     start_in = 4.0  # let spawned interpreters import before the clock starts
     deadline = time.monotonic() + start_in + RUN_SECONDS
-    processes = [ctx.Process(target=process_main, args=(config, owner, [1000 * (p + 1) + t for t in range(
-        THREADS_PER_PROCESS)], start_in + RUN_SECONDS, "workers", queue)) for p in range(PROCESSES)]
-    processes.append(ctx.Process(target=process_main, args=(config, owner, [], start_in + RUN_SECONDS,
-                                                            "collector", queue)))
+    processes = [
+        ctx.Process(
+            target=process_main,
+            args=(
+                config,
+                owner,
+                [1000 * (p + 1) + t for t in range(THREADS_PER_PROCESS)],
+                start_in + RUN_SECONDS,
+                "workers",
+                queue,
+            ),
+        )
+        for p in range(PROCESSES)
+    ]
+    processes.append(
+        ctx.Process(target=process_main, args=(config, owner, [], start_in + RUN_SECONDS, "collector", queue))
+    )
     for process in processes:
         process.start()
     try:
@@ -163,8 +188,10 @@ def test_concurrent_uploads_deletes_and_collection_keep_the_invariant(config):
     # The run must actually have raced: lots of traffic, and chunks freed and written again.
     assert uploads > 200 and deletes > 100, (uploads, deletes)
     assert freed > 20 and sum(c["runs"] for c in collectors) > 20, collectors
-    print(f"uploads {uploads}, deletes {deletes}, reads {sum(r['reads'] for r in results)},"
-          f" collector runs {sum(c['runs'] for c in collectors)}, chunks freed {freed}")
+    print(
+        f"uploads {uploads}, deletes {deletes}, reads {sum(r['reads'] for r in results)},"
+        f" collector runs {sum(c['runs'] for c in collectors)}, chunks freed {freed}"
+    )
 
     report = blobs.check(verify_content=True)
     assert report.clean, report
@@ -178,8 +205,11 @@ def test_concurrent_uploads_deletes_and_collection_keep_the_invariant(config):
     try:
         for image, which in survivors.items():
             assert cold.read_all(object_of(cold, image)) == files[which]
-        distinct = {hashlib.sha256(files[w][i:i + CS]).digest() for w in survivors.values()
-                    for i in range(0, len(files[w]), CS)}
+        distinct = {
+            hashlib.sha256(files[w][i : i + CS]).digest()
+            for w in survivors.values()
+            for i in range(0, len(files[w]), CS)
+        }
         assert cold.cache.misses == len(distinct), "each distinct chunk was read from disk and verified"
     finally:
         cold.db.close()

@@ -5,6 +5,7 @@ acknowledged must stay deleted, fsck must be clean, and one collection must remo
 the crashes left behind (files without rows, staged files of uploads that died), leaving the
 chunk files the surviving images need and nothing else.
 """
+
 from __future__ import annotations
 
 import random
@@ -32,7 +33,7 @@ def the_files() -> list[bytes]:
 def slowly(data: bytes, rng: random.Random, piece: int = 48 * 1024):
     """Sent in pieces with pauses, so a kill can land in the middle of a body."""
     for offset in range(0, len(data), piece):
-        yield data[offset: offset + piece]
+        yield data[offset : offset + piece]
         if rng.random() < 0.3:
             time.sleep(0.003)
 
@@ -55,8 +56,7 @@ def test_sigkill_at_random_points_loses_nothing_acknowledged(config):
             with lock:
                 counts["uploads_sent"] += 1
                 # Sometimes delete an acknowledged image instead (a kill may hit that too).
-                victim = (local.choice(sorted(acknowledged)) if acknowledged and local.random() < 0.2
-                          else None)
+                victim = local.choice(sorted(acknowledged)) if acknowledged and local.random() < 0.2 else None
             try:
                 if victim is not None:
                     response = session.delete(f"{base}/images/{victim}", headers=headers, timeout=30)
@@ -88,8 +88,10 @@ def test_sigkill_at_random_points_loses_nothing_acknowledged(config):
             if headers is None:
                 headers = signup(server.url, "crashtest")
             stop = threading.Event()
-            threads = [threading.Thread(target=uploader, args=(server.url, round_number * 100 + i, stop))
-                       for i in range(UPLOADERS)]
+            threads = [
+                threading.Thread(target=uploader, args=(server.url, round_number * 100 + i, stop))
+                for i in range(UPLOADERS)
+            ]
             for thread in threads:
                 thread.start()
             time.sleep(0.15 + rng.random() * 0.9)
@@ -137,5 +139,7 @@ def test_sigkill_at_random_points_loses_nothing_acknowledged(config):
             assert response.status_code == 404 or response.content == files[which], image
     finally:
         server.stop()
-    print(f"{ROUNDS} kills in {crash_seconds:.1f}s: {counts}; left behind {left_behind_staged} staged"
-          f" and {left_behind_orphans} orphan files")
+    print(
+        f"{ROUNDS} kills in {crash_seconds:.1f}s: {counts}; left behind {left_behind_staged} staged"
+        f" and {left_behind_orphans} orphan files"
+    )

@@ -1,4 +1,5 @@
 """run_dev_server.py, the original ImageRepo's entry point: serving, SIGTERM, --reinstall-schema."""
+
 import os
 import signal
 import subprocess
@@ -14,14 +15,24 @@ from live_server import free_port
 
 
 def _env(config):
-    return {**os.environ, "DATABASE_URL": config.database_url, "IMAGEREPO_BLOB_DIR": str(config.blob_dir),
-            "IMAGEREPO_JWT_SECRET": "dev-server-test-" + "z" * 40, "IMAGEREPO_GC_INTERVAL_SECONDS": "0"}
+    return {
+        **os.environ,
+        "DATABASE_URL": config.database_url,
+        "IMAGEREPO_BLOB_DIR": str(config.blob_dir),
+        "IMAGEREPO_JWT_SECRET": "dev-server-test-" + "z" * 40,
+        "IMAGEREPO_GC_INTERVAL_SECONDS": "0",
+    }
 
 
 def test_serves_on_the_given_port_and_stops_on_sigterm(config):
     port = free_port()
-    server = subprocess.Popen([sys.executable, "run_dev_server.py", "--port", str(port)], cwd=PROJECT_ROOT,
-                              env=_env(config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "run_dev_server.py", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=_env(config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -33,8 +44,10 @@ def test_serves_on_the_given_port_and_stops_on_sigterm(config):
             assert time.monotonic() < deadline, "dev server never became healthy"
             assert server.poll() is None, server.stdout.read().decode()
             time.sleep(0.2)
-        created = requests.post(f"http://127.0.0.1:{port}/register",
-                                json={"name": "dev", "email": "dev@example.com", "password": "long enough"})
+        created = requests.post(
+            f"http://127.0.0.1:{port}/register",
+            json={"name": "dev", "email": "dev@example.com", "password": "long enough"},
+        )
         assert created.status_code == 201
     finally:
         server.send_signal(signal.SIGTERM)
@@ -48,8 +61,15 @@ def test_reinstall_schema_empties_database_and_chunk_store(config):
     finally:
         blobs.db.close()
     assert chunk_files(blobs)
-    done = subprocess.run([sys.executable, "run_dev_server.py", "--reinstall-schema"], cwd=PROJECT_ROOT,
-                          env=_env(config), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "run_dev_server.py", "--reinstall-schema"],
+        cwd=PROJECT_ROOT,
+        env=_env(config),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "Dropping every table" in done.stdout and "Schema reinstalled" in done.stdout
     with psycopg.connect(config.database_url) as conn:

@@ -1,4 +1,5 @@
 """The image API: upload, metadata, access keys, update, delete, listing; good and bad inputs."""
+
 import io
 import json
 
@@ -7,11 +8,25 @@ import pytest
 
 from conftest import assert_error, auth_header, with_changes
 from imagerepo import create_app
-from imagesamples import (FORMATS, SVG, dicom_bytes, image_bytes, noise_bmp, png_claiming, quick_user,
-                          upload, uploaded)
+from imagesamples import FORMATS, SVG, dicom_bytes, image_bytes, noise_bmp, png_claiming, quick_user, upload, uploaded
 
-IMAGE_KEYS = {"id", "name", "creator", "locked", "description", "isPrivate", "size", "contentType",
-              "width", "height", "sha256", "createdAt", "updatedAt", "url", "tags"}
+IMAGE_KEYS = {
+    "id",
+    "name",
+    "creator",
+    "locked",
+    "description",
+    "isPrivate",
+    "size",
+    "contentType",
+    "width",
+    "height",
+    "sha256",
+    "createdAt",
+    "updatedAt",
+    "url",
+    "tags",
+}
 
 
 @pytest.fixture
@@ -65,6 +80,7 @@ def test_upload_answers_the_image_json(client, alice):
     assert image["isPrivate"] is False and image["locked"] is False and image["accessKey"] is None
     assert image["url"] == f"/images/{image['id']}/content"
     import hashlib
+
     assert image["sha256"] == hashlib.sha256(data).hexdigest()
     assert image["createdAt"] == image["updatedAt"]
 
@@ -90,12 +106,15 @@ def test_private_upload_keeps_the_given_key(client, alice):
     assert image["accessKey"] == "open sesame"
 
 
-@pytest.mark.parametrize("raw, shown", [
-    ("../../etc/passwd.png", "passwd.png"),
-    ("bell\x07\x1b[31m.png", "bell[31m.png"),
-    ("..", "image"),
-    ("ñandú 画像.png", "ñandú 画像.png"),
-])
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("../../etc/passwd.png", "passwd.png"),
+        ("bell\x07\x1b[31m.png", "bell[31m.png"),
+        ("..", "image"),
+        ("ñandú 画像.png", "ñandú 画像.png"),
+    ],
+)
 def test_file_names_are_metadata_only(client, alice, config, raw, shown):
     image = uploaded(client, alice["headers"], name=raw)
     assert image["name"] == shown
@@ -103,49 +122,61 @@ def test_file_names_are_metadata_only(client, alice, config, raw, shown):
 
 
 def test_windows_paths_in_raw_upload_names_are_cut(client, alice):
-    response = client.post("/images/raw", query_string={"name": "C:\\Users\\me\\photo.png"},
-                           headers=alice["headers"], data=image_bytes())
+    response = client.post(
+        "/images/raw", query_string={"name": "C:\\Users\\me\\photo.png"}, headers=alice["headers"], data=image_bytes()
+    )
     assert response.get_json()["name"] == "photo.png"
 
 
-@pytest.mark.parametrize("data, name, fields, status, code", [
-    (SVG, "x.svg", {}, 415, "unsupported_media_type"),
-    (b"just some text, not an image", "x.png", {}, 415, "unsupported_media_type"),
-    (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, "x.png", {}, 415, "unsupported_media_type"),  # broken header
-    (b"%PDF-1.4\n", "x.pdf", {}, 415, "unsupported_media_type"),
-    (b"", "x.png", {}, 400, "empty_upload"),
-    (png_claiming(100_000, 100_000), "bomb.png", {}, 422, "image_too_large"),
-    (image_bytes(), "x.png", {"isPrivate": "maybe"}, 422, "validation_failed"),
-    (image_bytes(), "x.png", {"isPrivate": "2"}, 422, "validation_failed"),
-    (image_bytes(), "x.png", {"owner": "7"}, 422, "validation_failed"),
-    (image_bytes(), "x.png", {"description": "d" * 5001}, 422, "validation_failed"),
-    (image_bytes(), "x.png", {"accessKey": "   "}, 422, "validation_failed"),
-])
+@pytest.mark.parametrize(
+    "data, name, fields, status, code",
+    [
+        (SVG, "x.svg", {}, 415, "unsupported_media_type"),
+        (b"just some text, not an image", "x.png", {}, 415, "unsupported_media_type"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, "x.png", {}, 415, "unsupported_media_type"),  # broken header
+        (b"%PDF-1.4\n", "x.pdf", {}, 415, "unsupported_media_type"),
+        (b"", "x.png", {}, 400, "empty_upload"),
+        (png_claiming(100_000, 100_000), "bomb.png", {}, 422, "image_too_large"),
+        (image_bytes(), "x.png", {"isPrivate": "maybe"}, 422, "validation_failed"),
+        (image_bytes(), "x.png", {"isPrivate": "2"}, 422, "validation_failed"),
+        (image_bytes(), "x.png", {"owner": "7"}, 422, "validation_failed"),
+        (image_bytes(), "x.png", {"description": "d" * 5001}, 422, "validation_failed"),
+        (image_bytes(), "x.png", {"accessKey": "   "}, 422, "validation_failed"),
+    ],
+)
 def test_upload_refusals(client, alice, data, name, fields, status, code):
     assert_error(upload(client, alice["headers"], data, name, **fields), status, code)
 
 
-@pytest.mark.parametrize("form", [
-    {"description": "no file at all"},
-    {"file": "a text field named file"},
-    {"file": [(io.BytesIO(image_bytes()), "a.png"), (io.BytesIO(image_bytes()), "b.png")]},
-    {"file": (io.BytesIO(image_bytes()), "a.png"), "description": (io.BytesIO(b"x"), "d.txt")},
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"description": "no file at all"},
+        {"file": "a text field named file"},
+        {"file": [(io.BytesIO(image_bytes()), "a.png"), (io.BytesIO(image_bytes()), "b.png")]},
+        {"file": (io.BytesIO(image_bytes()), "a.png"), "description": (io.BytesIO(b"x"), "d.txt")},
+    ],
+)
 def test_upload_missing_or_misplaced_file_is_422(client, alice, form):
     response = client.post("/images", headers=alice["headers"], data=form, content_type="multipart/form-data")
     assert_error(response, 422, "validation_failed")
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nabc",
-     "multipart/form-data; boundary=xyz"),                                     # truncated
-    (b"not multipart at all", "multipart/form-data; boundary=xyz"),
-    (b"--xyz\r\nno headers here\r\n--xyz--\r\n", "multipart/form-data; boundary=xyz"),
-    (image_bytes(), "multipart/form-data"),                                    # no boundary
-    (b'{"file": "x"}', "application/json"),
-    (b"file=x", "application/x-www-form-urlencoded"),
-    (image_bytes(), "image/png"),
-])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (
+            b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nabc',
+            "multipart/form-data; boundary=xyz",
+        ),  # truncated
+        (b"not multipart at all", "multipart/form-data; boundary=xyz"),
+        (b"--xyz\r\nno headers here\r\n--xyz--\r\n", "multipart/form-data; boundary=xyz"),
+        (image_bytes(), "multipart/form-data"),  # no boundary
+        (b'{"file": "x"}', "application/json"),
+        (b"file=x", "application/x-www-form-urlencoded"),
+        (image_bytes(), "image/png"),
+    ],
+)
 def test_upload_broken_multipart_is_400(client, alice, body, content_type):
     assert_error(_multipart(client, alice["headers"], body, content_type), 400, "bad_request")
 
@@ -189,8 +220,11 @@ def test_refused_types_leave_nothing_behind(client, alice, config):
 # -- raw upload -------------------------------------------------------------------------------
 def test_raw_upload(client, alice):
     data = image_bytes("JPEG", size=(9, 4))
-    response = client.post("/images/raw?name=raw.jpg&description=straight&isPrivate=1&accessKey=k123",
-                           headers={**alice["headers"], "Content-Type": "application/octet-stream"}, data=data)
+    response = client.post(
+        "/images/raw?name=raw.jpg&description=straight&isPrivate=1&accessKey=k123",
+        headers={**alice["headers"], "Content-Type": "application/octet-stream"},
+        data=data,
+    )
     assert response.status_code == 201, response.get_json()
     image = response.get_json()
     assert image["name"] == "raw.jpg" and image["description"] == "straight"
@@ -199,14 +233,17 @@ def test_raw_upload(client, alice):
     assert client.get(image["url"], headers=alice["headers"]).data == data
 
 
-@pytest.mark.parametrize("query, data, status, code", [
-    ("", image_bytes(), 422, "validation_failed"),                 # name missing
-    ("?name=", image_bytes(), 422, "validation_failed"),
-    ("?name=a.png&isPrivate=perhaps", image_bytes(), 422, "validation_failed"),
-    ("?name=a.png&limit=3", image_bytes(), 422, "validation_failed"),
-    ("?name=a.png", b"", 400, "empty_upload"),
-    ("?name=a.svg", SVG, 415, "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    "query, data, status, code",
+    [
+        ("", image_bytes(), 422, "validation_failed"),  # name missing
+        ("?name=", image_bytes(), 422, "validation_failed"),
+        ("?name=a.png&isPrivate=perhaps", image_bytes(), 422, "validation_failed"),
+        ("?name=a.png&limit=3", image_bytes(), 422, "validation_failed"),
+        ("?name=a.png", b"", 400, "empty_upload"),
+        ("?name=a.svg", SVG, 415, "unsupported_media_type"),
+    ],
+)
 def test_raw_upload_refusals(client, alice, query, data, status, code):
     assert_error(client.post("/images/raw" + query, headers=alice["headers"], data=data), status, code)
 
@@ -233,20 +270,23 @@ def private_image(client, alice):
 
 
 @pytest.mark.parametrize("path", ["/images/{id}", "/images/{id}/content"])
-@pytest.mark.parametrize("who, key_in, key, status, code", [
-    ("alice", None, None, 200, None),
-    ("bob", None, None, 404, "not_found"),
-    ("anon", None, None, 404, "not_found"),
-    ("bob", "query", "", 404, "not_found"),
-    ("bob", "query", "wrong", 403, "wrong_access_key"),
-    ("anon", "header", "wrong", 403, "wrong_access_key"),
-    ("bob", "query", "s3cret-key", 200, None),
-    ("bob", "header", "s3cret-key", 200, None),
-    ("anon", "query", "s3cret-key", 200, None),
-    ("anon", "header", "s3cret-key", 200, None),
-    ("bob", "query", "S3CRET-KEY", 403, "wrong_access_key"),
-    ("bob", "query", "s3cret-key-and-more", 403, "wrong_access_key"),
-])
+@pytest.mark.parametrize(
+    "who, key_in, key, status, code",
+    [
+        ("alice", None, None, 200, None),
+        ("bob", None, None, 404, "not_found"),
+        ("anon", None, None, 404, "not_found"),
+        ("bob", "query", "", 404, "not_found"),
+        ("bob", "query", "wrong", 403, "wrong_access_key"),
+        ("anon", "header", "wrong", 403, "wrong_access_key"),
+        ("bob", "query", "s3cret-key", 200, None),
+        ("bob", "header", "s3cret-key", 200, None),
+        ("anon", "query", "s3cret-key", 200, None),
+        ("anon", "header", "s3cret-key", 200, None),
+        ("bob", "query", "S3CRET-KEY", 403, "wrong_access_key"),
+        ("bob", "query", "s3cret-key-and-more", 403, "wrong_access_key"),
+    ],
+)
 def test_private_image_access(client, alice, bob, private_image, path, who, key_in, key, status, code):
     headers = {"alice": alice["headers"], "bob": bob["headers"], "anon": {}}[who]
     url = path.format(id=private_image["id"])
@@ -301,10 +341,15 @@ def test_wrong_keys_are_limited_per_client_across_images(config):
         client = application.test_client()
         alice_h = quick_user(application, "alice")["headers"]
         bob_h = quick_user(application, "bob")["headers"]
-        images = [uploaded(client, alice_h, image_bytes(color=color), isPrivate="1", accessKey="shared-key")
-                  for color in ("red", "green", "blue")]
-        answers = [client.get(f"/images/{image['id']}?accesskey=guess", headers=bob_h).status_code
-                   for image in images for _ in range(2)]
+        images = [
+            uploaded(client, alice_h, image_bytes(color=color), isPrivate="1", accessKey="shared-key")
+            for color in ("red", "green", "blue")
+        ]
+        answers = [
+            client.get(f"/images/{image['id']}?accesskey=guess", headers=bob_h).status_code
+            for image in images
+            for _ in range(2)
+        ]
         assert answers == [403] * 5 + [429]
         assert_error(client.get(f"/images/{images[0]['id']}?accesskey=shared-key", headers=bob_h), 429)
     finally:
@@ -325,14 +370,28 @@ def alice_bob_limited(config):
 
 def test_right_keys_do_not_count_as_failures(client, bob, private_image, config):
     for _ in range(12):
-        assert client.get(f"/images/{private_image['id']}?accesskey=s3cret-key", headers=bob["headers"]).status_code == 200
+        assert (
+            client.get(f"/images/{private_image['id']}?accesskey=s3cret-key", headers=bob["headers"]).status_code == 200
+        )
 
 
-@pytest.mark.parametrize("path", [
-    "/images/abc", "/images/-1", "/images/0", "/images/1.5", "/images/99999999999999999999999",
-    "/images/9223372036854775807", "/images/424242", "/images/abc/content", "/images/0/content",
-    "/images/99999999999999999999999/content", "/images/424242/content", "/images//content",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/abc",
+        "/images/-1",
+        "/images/0",
+        "/images/1.5",
+        "/images/99999999999999999999999",
+        "/images/9223372036854775807",
+        "/images/424242",
+        "/images/abc/content",
+        "/images/0/content",
+        "/images/99999999999999999999999/content",
+        "/images/424242/content",
+        "/images//content",
+    ],
+)
 def test_absent_or_malformed_ids_are_404_json(client, alice, path):
     assert_error(client.get(path, headers=alice["headers"]), 404, "not_found")
 
@@ -346,8 +405,11 @@ def test_bad_read_query_values_are_422(client, alice, query):
 # -- update -----------------------------------------------------------------------------------
 def test_put_replaces_description_and_privacy(client, alice, bob):
     image = uploaded(client, alice["headers"], description="before")
-    response = client.put(f"/images/{image['id']}", headers=alice["headers"],
-                          json={"description": "after", "isPrivate": 1, "accessKey": "chosen-key"})
+    response = client.put(
+        f"/images/{image['id']}",
+        headers=alice["headers"],
+        json={"description": "after", "isPrivate": 1, "accessKey": "chosen-key"},
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert body["description"] == "after" and body["isPrivate"] is True and body["locked"] is True
@@ -366,13 +428,19 @@ def test_making_private_without_a_key_generates_one(client, alice):
     assert again["accessKey"] == body["accessKey"]
 
 
-@pytest.mark.parametrize("patch, expect", [
-    ({"description": "new words"}, {"description": "new words", "isPrivate": False}),
-    ({"isPrivate": "true"}, {"isPrivate": True, "description": "orig"}),
-    ({"isPrivate": 0}, {"isPrivate": False}),
-    ({"accessKey": "abc"}, {"accessKey": "abc", "isPrivate": False}),
-    ({"description": "", "isPrivate": True, "accessKey": "xyz"}, {"description": "", "isPrivate": True, "accessKey": "xyz"}),
-])
+@pytest.mark.parametrize(
+    "patch, expect",
+    [
+        ({"description": "new words"}, {"description": "new words", "isPrivate": False}),
+        ({"isPrivate": "true"}, {"isPrivate": True, "description": "orig"}),
+        ({"isPrivate": 0}, {"isPrivate": False}),
+        ({"accessKey": "abc"}, {"accessKey": "abc", "isPrivate": False}),
+        (
+            {"description": "", "isPrivate": True, "accessKey": "xyz"},
+            {"description": "", "isPrivate": True, "accessKey": "xyz"},
+        ),
+    ],
+)
 def test_patch_changes_only_what_is_given(client, alice, patch, expect):
     image = uploaded(client, alice["headers"], description="orig")
     response = client.patch(f"/images/{image['id']}", headers=alice["headers"], json=patch)
@@ -383,23 +451,26 @@ def test_patch_changes_only_what_is_given(client, alice, patch, expect):
     assert client.get(f"/images/{image['id']}", headers=alice["headers"]).get_json() == body
 
 
-@pytest.mark.parametrize("method, payload, status", [
-    ("put", {"isPrivate": True}, 422),                             # description missing
-    ("put", {"description": "x"}, 422),                            # isPrivate missing
-    ("put", {"description": 5, "isPrivate": True}, 422),
-    ("put", {"description": "x", "isPrivate": "sometimes"}, 422),
-    ("put", {"description": "x", "isPrivate": True, "owner": 2}, 422),
-    ("put", {"description": "x", "isPrivate": True, "accessKey": 12}, 422),
-    ("put", [], 422),
-    ("patch", {}, 422),
-    ("patch", {"description": None}, 422),
-    ("patch", {"isPrivate": None}, 422),
-    ("patch", {"isPrivate": [1]}, 422),
-    ("patch", {"accessKey": ""}, 422),
-    ("patch", {"name": "renamed.png"}, 422),
-    ("patch", "just a string", 422),
-    ("patch", {"description": "d" * 5001}, 422),
-])
+@pytest.mark.parametrize(
+    "method, payload, status",
+    [
+        ("put", {"isPrivate": True}, 422),  # description missing
+        ("put", {"description": "x"}, 422),  # isPrivate missing
+        ("put", {"description": 5, "isPrivate": True}, 422),
+        ("put", {"description": "x", "isPrivate": "sometimes"}, 422),
+        ("put", {"description": "x", "isPrivate": True, "owner": 2}, 422),
+        ("put", {"description": "x", "isPrivate": True, "accessKey": 12}, 422),
+        ("put", [], 422),
+        ("patch", {}, 422),
+        ("patch", {"description": None}, 422),
+        ("patch", {"isPrivate": None}, 422),
+        ("patch", {"isPrivate": [1]}, 422),
+        ("patch", {"accessKey": ""}, 422),
+        ("patch", {"name": "renamed.png"}, 422),
+        ("patch", "just a string", 422),
+        ("patch", {"description": "d" * 5001}, 422),
+    ],
+)
 def test_update_validation(client, alice, method, payload, status):
     image = uploaded(client, alice["headers"])
     response = getattr(client, method)(f"/images/{image['id']}", headers=alice["headers"], json=payload)
@@ -410,23 +481,28 @@ def test_update_validation(client, alice, method, payload, status):
 @pytest.mark.parametrize("data", ["{broken", "", "[1,"])
 def test_update_broken_json_is_400(client, alice, method, data):
     image = uploaded(client, alice["headers"])
-    response = getattr(client, method)(f"/images/{image['id']}", headers=alice["headers"], data=data,
-                                       content_type="application/json")
+    response = getattr(client, method)(
+        f"/images/{image['id']}", headers=alice["headers"], data=data, content_type="application/json"
+    )
     assert_error(response, 400, "bad_request")
 
 
-@pytest.mark.parametrize("method, kwargs", [
-    ("put", {"json": {"description": "mine now", "isPrivate": False}}),
-    ("patch", {"json": {"description": "mine now"}}),
-    ("delete", {}),
-])
+@pytest.mark.parametrize(
+    "method, kwargs",
+    [
+        ("put", {"json": {"description": "mine now", "isPrivate": False}}),
+        ("patch", {"json": {"description": "mine now"}}),
+        ("delete", {}),
+    ],
+)
 def test_only_the_owner_changes_or_deletes(client, alice, bob, private_image, method, kwargs):
     public = uploaded(client, alice["headers"], image_bytes(color="yellow"))
     call = getattr(client, method)
     assert_error(call(f"/images/{public['id']}", headers=bob["headers"], **kwargs), 403, "forbidden")
     assert_error(call(f"/images/{private_image['id']}", headers=bob["headers"], **kwargs), 404, "not_found")
-    assert_error(call(f"/images/{private_image['id']}?accesskey=s3cret-key", headers=bob["headers"], **kwargs),
-                 404, "not_found")
+    assert_error(
+        call(f"/images/{private_image['id']}?accesskey=s3cret-key", headers=bob["headers"], **kwargs), 404, "not_found"
+    )
     assert_error(call("/images/987654", headers=bob["headers"], **kwargs), 404, "not_found")
     assert_error(call("/images/nope", headers=bob["headers"], **kwargs), 404, "not_found")
     assert_error(call(f"/images/{public['id']}", **kwargs), 401, "unauthorized")
@@ -495,12 +571,23 @@ def test_listing_shows_own_and_public_images_only(client, alice, bob):
     assert_error(client.get("/images?mine=1"), 401, "unauthorized")
 
 
-@pytest.mark.parametrize("query, status", [
-    ("limit=0", 422), ("limit=101", 422), ("limit=abc", 422), ("limit=-5", 422), ("mine=maybe", 422),
-    ("cursor=" + "x" * 300, 422), ("unknown=1", 422),
-    ("cursor=garbage!!", 400), ("cursor=Zm9vYmFy", 400), ("cursor=MjAyMC0wMS0wMXwtNQ", 400),
-    ("cursor=bm90LWEtZGF0ZXwxMg", 400), ("cursor=MjAyMC0wMS0wMXwxMg", 400),
-])
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("limit=0", 422),
+        ("limit=101", 422),
+        ("limit=abc", 422),
+        ("limit=-5", 422),
+        ("mine=maybe", 422),
+        ("cursor=" + "x" * 300, 422),
+        ("unknown=1", 422),
+        ("cursor=garbage!!", 400),
+        ("cursor=Zm9vYmFy", 400),
+        ("cursor=MjAyMC0wMS0wMXwtNQ", 400),
+        ("cursor=bm90LWEtZGF0ZXwxMg", 400),
+        ("cursor=MjAyMC0wMS0wMXwxMg", 400),
+    ],
+)
 def test_listing_bad_query_values(client, alice, query, status):
     assert_error(client.get("/images?" + query, headers=alice["headers"]), status)
 
@@ -513,15 +600,20 @@ def test_listing_walks_the_indexes(config, app, mine, viewer):
     import datetime as dt
 
     with psycopg.connect(config.database_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO users (name, email, password_hash) SELECT 'u' || g, 'u' || g || '@x', 'h'"
-                     " FROM generate_series(1, 50) g")
-        conn.execute("INSERT INTO objects (digest, size, chunk_size, refcount)"
-                     " VALUES (sha256('x'::bytea), 1, 4096, 1)")
-        conn.execute("INSERT INTO images (owner_id, object_digest, filename, content_type, is_private, created_at)"
-                     " SELECT 1 + g % 50, sha256('x'::bytea), 'f', 'image/png', g % 3 = 0,"
-                     " now() - make_interval(secs => g) FROM generate_series(1, 30000) g")
+        conn.execute(
+            "INSERT INTO users (name, email, password_hash) SELECT 'u' || g, 'u' || g || '@x', 'h'"
+            " FROM generate_series(1, 50) g"
+        )
+        conn.execute("INSERT INTO objects (digest, size, chunk_size, refcount) VALUES (sha256('x'::bytea), 1, 4096, 1)")
+        conn.execute(
+            "INSERT INTO images (owner_id, object_digest, filename, content_type, is_private, created_at)"
+            " SELECT 1 + g % 50, sha256('x'::bytea), 'f', 'image/png', g % 3 = 0,"
+            " now() - make_interval(secs => g) FROM generate_series(1, 30000) g"
+        )
         conn.execute("ANALYZE images")
-        cursor = decode_time_cursor(encode_time_cursor(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5000), 25000))
+        cursor = decode_time_cursor(
+            encode_time_cursor(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5000), 25000)
+        )
         for page_cursor in (None, cursor):
             sql, params = list_query(viewer, mine, 20, page_cursor)
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
@@ -536,10 +628,14 @@ def test_nul_characters_in_any_text_field_are_422_not_500(client, alice):
     image = uploaded(client, alice["headers"])
     headers = alice["headers"]
     assert_error(upload(client, headers, image_bytes(), description="a\x00b"), 422, "validation_failed")
-    assert_error(client.patch(f"/images/{image['id']}", headers=headers, json={"description": "a\x00b"}),
-                 422, "validation_failed")
-    assert_error(client.put(f"/images/{image['id']}/tags", headers=headers, json={"tags": ["a\x00b"]}),
-                 422, "validation_failed")
+    assert_error(
+        client.patch(f"/images/{image['id']}", headers=headers, json={"description": "a\x00b"}),
+        422,
+        "validation_failed",
+    )
+    assert_error(
+        client.put(f"/images/{image['id']}/tags", headers=headers, json={"tags": ["a\x00b"]}), 422, "validation_failed"
+    )
     for query in ("q=sun%00set", "owner=al%00ice", "tag=x%00", "accesskey=%00"):
         assert_error(client.get(f"/images?{query}", headers=headers), 422, "validation_failed")
     assert_error(client.get(f"/images/{image['id']}?accesskey=k%00", headers=headers), 422)

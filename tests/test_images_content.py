@@ -1,5 +1,6 @@
 """Serving content: byte-exact over many chunks, ETag/304, Range/206/416, HEAD, downloads,
 privacy through the cache, deduplication through the API, and the real server."""
+
 import hashlib
 import urllib.parse
 
@@ -59,22 +60,25 @@ def test_content_is_byte_exact_across_chunks(client, big, config):
         assert conn.execute("SELECT count(*) FROM object_chunks").fetchone()[0] == -(-len(data) // CHUNK)
 
 
-@pytest.mark.parametrize("header, first, last", [
-    ("bytes=0-0", 0, 0),
-    ("bytes=0-4095", 0, 4095),                 # exactly the first chunk
-    ("bytes=4095-4096", 4095, 4096),           # across a chunk boundary
-    ("bytes=5000-20000", 5000, 20000),         # several chunks, partial at both ends
-    ("bytes=8192-", 8192, None),               # open-ended
-    ("bytes=-100", -100, None),                # suffix
-    ("bytes=-999999", 0, None),                # suffix longer than the content: all of it
-    ("bytes=29000-999999", 29000, None),       # end past the content: clamped
-    ("bytes = 10 - 20", 10, 20),
-    ("bytes=29000-" + "9" * 5000, 29000, None),  # an end longer than int() takes: clamped
-    ("bytes=-" + "9" * 5000, 0, None),           # a suffix that long: all of it
-])
+@pytest.mark.parametrize(
+    "header, first, last",
+    [
+        ("bytes=0-0", 0, 0),
+        ("bytes=0-4095", 0, 4095),  # exactly the first chunk
+        ("bytes=4095-4096", 4095, 4096),  # across a chunk boundary
+        ("bytes=5000-20000", 5000, 20000),  # several chunks, partial at both ends
+        ("bytes=8192-", 8192, None),  # open-ended
+        ("bytes=-100", -100, None),  # suffix
+        ("bytes=-999999", 0, None),  # suffix longer than the content: all of it
+        ("bytes=29000-999999", 29000, None),  # end past the content: clamped
+        ("bytes = 10 - 20", 10, 20),
+        ("bytes=29000-" + "9" * 5000, 29000, None),  # an end longer than int() takes: clamped
+        ("bytes=-" + "9" * 5000, 0, None),  # a suffix that long: all of it
+    ],
+)
 def test_single_ranges_are_206_with_exact_bytes(client, big, header, first, last):
     data, image = big
-    expected = data[first:] if last is None else data[first:last + 1]
+    expected = data[first:] if last is None else data[first : last + 1]
     response = client.get(image["url"], headers={"Range": header})
     assert response.status_code == 206
     assert response.data == expected
@@ -91,11 +95,18 @@ def test_unsatisfiable_range_is_416(client, big, header):
     assert response.headers["Content-Range"] == f"bytes */{len(data)}"
 
 
-@pytest.mark.parametrize("header", [
-    "bytes=0-1,5-6",            # several ranges: the whole content instead of multipart/byteranges
-    "bytes=10-5",               # invalid: ignored
-    "items=0-5", "bytes=abc", "bytes=-", "garbage", "bytes=1-2-3",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=0-1,5-6",  # several ranges: the whole content instead of multipart/byteranges
+        "bytes=10-5",  # invalid: ignored
+        "items=0-5",
+        "bytes=abc",
+        "bytes=-",
+        "garbage",
+        "bytes=1-2-3",
+    ],
+)
 def test_multi_or_malformed_ranges_get_the_whole_content(client, big, header):
     data, image = big
     response = client.get(image["url"], headers={"Range": header})
@@ -110,10 +121,17 @@ def test_if_range_with_another_etag_gets_the_whole_content(client, big):
     assert fresh.status_code == 206 and fresh.data == data[:10]
 
 
-@pytest.mark.parametrize("header, status", [
-    ('"{sha}"', 304), ('W/"{sha}"', 304), ('"other", "{sha}"', 304), ("*", 304),
-    ('"other"', 200), ('"{sha}-x"', 200),
-])
+@pytest.mark.parametrize(
+    "header, status",
+    [
+        ('"{sha}"', 304),
+        ('W/"{sha}"', 304),
+        ('"other", "{sha}"', 304),
+        ("*", 304),
+        ('"other"', 200),
+        ('"{sha}-x"', 200),
+    ],
+)
 def test_if_none_match(client, big, header, status):
     data, image = big
     response = client.get(image["url"], headers={"If-None-Match": header.format(sha=image["sha256"])})
@@ -142,8 +160,9 @@ def test_head_gives_headers_and_reads_no_chunk(client, big, small_app, config):
 
 def test_download_names_the_file_rfc6266(client, alice):
     name = 'ñandú "画像" 100%.png'
-    image = client.post("/images/raw", query_string={"name": name}, headers=alice["headers"],
-                        data=image_bytes()).get_json()
+    image = client.post(
+        "/images/raw", query_string={"name": name}, headers=alice["headers"], data=image_bytes()
+    ).get_json()
     assert image["name"] == name
     response = client.get(image["url"] + "?download=1")
     assert response.status_code == 200
@@ -197,39 +216,50 @@ def test_same_file_twice_is_one_object_and_delete_keeps_the_other(client, alice,
 # -- the real server ----------------------------------------------------------------------------
 def _multipart_stream(boundary: str, name: str, data: bytes, fields: dict, piece: int = 256 * 1024):
     for key, value in fields.items():
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n{value}\r\n").encode()
-    yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-           "Content-Type: application/octet-stream\r\n\r\n").encode()
+        yield (f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n').encode()
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
     for offset in range(0, len(data), piece):
-        yield data[offset: offset + piece]
+        yield data[offset : offset + piece]
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
 def _pieces(data: bytes, piece: int = 300_000):
     for offset in range(0, len(data), piece):
-        yield data[offset: offset + piece]
+        yield data[offset : offset + piece]
 
 
 def test_real_server_streams_multi_mib_uploads_and_ranges(server):
     base = server.url
-    requests.post(base + "/register", json={"name": "dana", "email": "dana@example.com",
-                                            "password": "correct horse battery"}).raise_for_status()
-    token = requests.post(base + "/login", json={"username": "dana", "password": "correct horse battery"}
-                          ).json()["access_token"]
+    requests.post(
+        base + "/register", json={"name": "dana", "email": "dana@example.com", "password": "correct horse battery"}
+    ).raise_for_status()
+    token = requests.post(base + "/login", json={"username": "dana", "password": "correct horse battery"}).json()[
+        "access_token"
+    ]
     headers = {"Authorization": f"Bearer {token}"}
     data = noise_bmp(1100, 1000)  # 3.3 MB, 13 chunks of 256 KiB
     boundary = "imagerepo-test-boundary"
-    response = requests.post(base + "/images", headers={**headers,
-                             "Content-Type": f"multipart/form-data; boundary={boundary}"},
-                             data=_multipart_stream(boundary, "big.bmp", data, {"description": "big one"}),
-                             timeout=60)
+    response = requests.post(
+        base + "/images",
+        headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        data=_multipart_stream(boundary, "big.bmp", data, {"description": "big one"}),
+        timeout=60,
+    )
     assert response.status_code == 201, response.text
     multipart_image = response.json()
     assert multipart_image["size"] == len(data) and multipart_image["description"] == "big one"
 
     other = noise_bmp(1000, 1000)
-    response = requests.post(base + "/images/raw", params={"name": "raw.bmp", "isPrivate": 1},
-                             headers=headers, data=_pieces(other), timeout=60)
+    response = requests.post(
+        base + "/images/raw",
+        params={"name": "raw.bmp", "isPrivate": 1},
+        headers=headers,
+        data=_pieces(other),
+        timeout=60,
+    )
     assert response.status_code == 201, response.text
     raw_image = response.json()
     assert raw_image["sha256"] == hashlib.sha256(other).hexdigest()
@@ -240,11 +270,12 @@ def test_real_server_streams_multi_mib_uploads_and_ranges(server):
         first, last = 1_000_000, 2_600_000
         ranged = requests.get(base + image["url"], headers={**headers, "Range": f"bytes={first}-{last}"}, timeout=60)
         assert ranged.status_code == 206
-        assert ranged.content == content[first:last + 1]
+        assert ranged.content == content[first : last + 1]
         assert ranged.headers["Content-Range"] == f"bytes {first}-{last}/{len(content)}"
     assert requests.get(base + raw_image["url"], timeout=10).status_code == 404
-    assert requests.get(base + raw_image["url"], params={"accesskey": raw_image["accessKey"]},
-                        timeout=10).content == other
+    assert (
+        requests.get(base + raw_image["url"], params={"accesskey": raw_image["accessKey"]}, timeout=10).content == other
+    )
 
 
 def test_a_manifest_cached_before_the_content_was_stored_again_is_not_used(config, alice, client, big):

@@ -5,6 +5,7 @@ not hold the file either. RSS is summed over the gunicorn master and workers and
 the bytes move. The chunk cache is a deliberate, bounded use of memory (IMAGEREPO_CACHE_BYTES,
 256 MiB by default); it is set to 16 MiB here so what is measured is the streaming itself.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,8 +72,7 @@ def test_150_mb_upload_and_download_keep_server_memory_flat(config):
         sampler = RssSampler(server.pids())
         baseline = sampler.current()
         with sampler:
-            response = upload(session, server.url, headers, "huge.bmp", bmp_stream(WIDTH, HEIGHT, seed=42),
-                              timeout=300)
+            response = upload(session, server.url, headers, "huge.bmp", bmp_stream(WIDTH, HEIGHT, seed=42), timeout=300)
         assert response.status_code == 201, response.text[:500]
         image = response.json()
         assert image["size"] == expected_size and image["sha256"] == expected_digest
@@ -88,8 +88,10 @@ def test_150_mb_upload_and_download_keep_server_memory_flat(config):
                     received += len(piece)
         assert received == expected_size and whole.hexdigest() == expected_digest
         growth = sampler.peak - baseline
-        print(f"server RSS baseline {baseline / MiB:.0f} MiB, growth after upload"
-              f" {upload_growth / MiB:.1f} MiB, after download {growth / MiB:.1f} MiB")
+        print(
+            f"server RSS baseline {baseline / MiB:.0f} MiB, growth after upload"
+            f" {upload_growth / MiB:.1f} MiB, after download {growth / MiB:.1f} MiB"
+        )
         assert upload_growth < LIMIT, f"upload grew the server by {upload_growth / MiB:.0f} MiB"
         assert growth < LIMIT, f"upload + download grew the server by {growth / MiB:.0f} MiB"
     finally:

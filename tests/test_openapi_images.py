@@ -19,7 +19,9 @@ def test_image_routes_are_documented(client):
 
     content = paths["/images/{image_id}/content"]["get"]
     assert {"200", "403", "404", "416", "429"} <= set(content["responses"])
-    assert {"Range", "If-None-Match", "X-Access-Key", "accesskey", "download"} <= {p["name"] for p in content["parameters"]}
+    assert {"Range", "If-None-Match", "X-Access-Key", "accesskey", "download"} <= {
+        p["name"] for p in content["parameters"]
+    }
     assert {} in content["security"], "reading needs no token"
 
     put_ref = paths["/images/{image_id}"]["put"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -29,8 +31,17 @@ def test_image_routes_are_documented(client):
     assert {"id", "name", "creator", "locked", "sha256", "url"} <= set(image_out["required"])
     assert "accessKey" not in image_out["required"]
     listing = paths["/images"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "mine", "tag", "q", "from", "to",
-                                                          "owner", "type"}
+    assert {p["name"] for p in listing["parameters"]} == {
+        "limit",
+        "cursor",
+        "mine",
+        "tag",
+        "q",
+        "from",
+        "to",
+        "owner",
+        "type",
+    }
     tag_param = next(p for p in listing["parameters"] if p["name"] == "tag")
     assert tag_param["schema"]["type"] == "array", "tag is repeatable"
     type_param = next(p for p in listing["parameters"] if p["name"] == "type")

@@ -1,4 +1,5 @@
 """Health, metrics, the OpenAPI document, configuration rules."""
+
 import pytest
 
 from conftest import with_changes
@@ -74,8 +75,15 @@ def test_dev_secret_is_generated_and_stable():
     assert first == second and len(first) >= 32
 
 
-@pytest.mark.parametrize("env", [{"IMAGEREPO_CHUNK_SIZE": "abc"}, {"IMAGEREPO_CHUNK_SIZE": "10"},
-                                 {"IMAGEREPO_FSYNC": "maybe"}, {"IMAGEREPO_ENV": "staging"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"IMAGEREPO_CHUNK_SIZE": "abc"},
+        {"IMAGEREPO_CHUNK_SIZE": "10"},
+        {"IMAGEREPO_FSYNC": "maybe"},
+        {"IMAGEREPO_ENV": "staging"},
+    ],
+)
 def test_bad_settings_are_refused(env):
     with pytest.raises(ConfigError):
         Config.from_env(env)
