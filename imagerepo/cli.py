@@ -80,7 +80,7 @@ def cmd_db(args, config: Config) -> int:
         if config.database_url:
             print("DATABASE_URL is set: that server is not ours to stop", file=sys.stderr)
             return 1
-        pgembed.stop("dev")
+        pgembed.stop(config.home, "dev")
         print("embedded PostgreSQL stopped")
     return 0
 

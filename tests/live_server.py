@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from imagerepo.config import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
