@@ -4,24 +4,40 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+# The lock tool (uv) installs the locked, hashed versions in seconds; pip would take ~25 s.
+UV_VERSION := 0.13.8
+LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
-.PHONY: run test bench clean-db
+.PHONY: run test bench clean-db lock wheel
 
+# The venv gets exactly what requirements.txt (the lock of every extra) says, then the package
+# itself in editable mode (the imagerepo and imagerepo-client commands).
 $(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes requirements.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
+# make run ARGS="--port 8000"
 run: $(VENV)/.installed
-	$(PY) run_dev_server.py
+	$(PY) run_dev_server.py $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Re-resolve the lock files after changing dependencies in pyproject.toml (UPGRADE=1: newest
+# versions allowed). The runtime lock is constrained to the full one, so both agree.
+lock: $(VENV)/.installed
+	$(LOCK) $(if $(UPGRADE),--upgrade) --extra dev -o requirements.txt pyproject.toml
+	$(LOCK) -c requirements.txt -o requirements-runtime.txt pyproject.toml
+
+wheel: $(VENV)/.installed
+	$(UV) build --quiet --wheel --out-dir dist
 
 clean-db:
 	-$(PY) -m imagerepo db stop

@@ -273,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args, config)
+    except ConfigError as err:  # e.g. no DATABASE_URL and no embedded PostgreSQL installed
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
     except psycopg.OperationalError as err:
         print(f"cannot reach the database: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         return 2

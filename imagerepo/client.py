@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
-import requests
+try:
+    import requests
+except ModuleNotFoundError:  # the server alone does not need it
+    sys.exit("imagerepo-client needs the 'client' extra: pip install 'imagerepo[client]'")
 
 DEFAULT_SERVER = "http://127.0.0.1:5666"
 DEFAULT_OUTPUT_DIR = "outputs"
