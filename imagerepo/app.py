@@ -19,6 +19,10 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
+    if config.trusted_proxy_hops:
+        from .proxy import TrustedProxyFix
+
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, config.trusted_proxy_hops, config.trusted_proxies)
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + _MULTIPART_SLACK
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024

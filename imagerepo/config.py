@@ -11,6 +11,7 @@ a per-user data directory. Never next to the installed code, which may be read-o
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -80,6 +81,20 @@ def _bool(env: dict, name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def _networks(env: dict, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(f"{name}: {entry!r} is not an address or network") from None
+    return entries
+
+
 def _dev_jwt_secret(instance_dir: Path) -> str:
     """In dev, a generated secret kept in the instance directory so tokens survive restarts."""
     path = instance_dir / "jwt_secret"
@@ -131,6 +146,14 @@ class Config:
     # Bearer token a Prometheus scraper sends for /metrics (admins' JWTs work too). The
     # counters reveal whether an upload was deduplicated, so they are not public.
     metrics_token: str = ""
+    # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0: the header is
+    # ignored and the client is the connection's peer), and the peers believed when they send
+    # it (addresses or networks, "*" for any; a Unix-socket peer is always local).
+    trusted_proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Where `imagerepo serve` (nginx in front of gunicorn) listens.
+    public_host: str = "127.0.0.1"
+    public_port: int = 8080
 
     def __post_init__(self):
         if self.blob_dir is None:
@@ -175,4 +198,8 @@ class Config:
             ),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
+            trusted_proxy_hops=_int(env, "IMAGEREPO_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
+            trusted_proxies=_networks(env, "IMAGEREPO_TRUSTED_PROXIES", cls.trusted_proxies),
+            public_host=env.get("IMAGEREPO_PUBLIC_HOST") or cls.public_host,
+            public_port=_int(env, "IMAGEREPO_PUBLIC_PORT", cls.public_port, 1),
         )
