@@ -9,7 +9,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
-.PHONY: run test bench clean-db lock wheel
+.PHONY: run serve nginx test bench clean-db lock wheel
 
 # The venv gets exactly what requirements.txt (the lock of every extra) says, then the package
 # itself in editable mode (the imagerepo and imagerepo-client commands).
@@ -24,7 +24,19 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: $(VENV)/.installed
 	$(PY) run_dev_server.py $(ARGS)
 
-test: $(VENV)/.installed
+# nginx in front of gunicorn on http://127.0.0.1:8080 (IMAGEREPO_PUBLIC_PORT), in the foreground.
+serve: $(VENV)/.installed nginx
+	$(PY) -m imagerepo serve $(ARGS)
+
+# nginx from the OS packages, installed when missing (Debian/Ubuntu; root, or say what to run).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "nginx is missing: apt-get install nginx"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; \
+	  else echo "nginx is missing: install it (sudo apt-get install nginx)" >&2; exit 1; fi; }
+
+test: $(VENV)/.installed nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

@@ -216,6 +216,12 @@ def cmd_seed_demo(args, config: Config) -> int:
     return 0
 
 
+def cmd_serve(args, config: Config) -> int:
+    from .stack import serve
+
+    return serve(config)
+
+
 def _seconds(text: str) -> int:
     try:
         value = int(text)
@@ -232,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="the embedded PostgreSQL: print its URL (starting it) or stop it")
     p.add_argument("action", choices=["url", "stop"])
     p.set_defaults(func=cmd_db)
+    p = sub.add_parser(
+        "serve",
+        help="nginx in front of gunicorn on IMAGEREPO_PUBLIC_HOST:IMAGEREPO_PUBLIC_PORT (127.0.0.1:8080), "
+        "in the foreground",
+    )
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("reinstall-schema", help="drop and recreate every table, empty the chunk store")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_reinstall_schema)
