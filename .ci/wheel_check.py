@@ -142,8 +142,9 @@ def main() -> int:
         site = Path(
             run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
         )
-        if not (site / "imagerepo" / "migrations" / "001_init.sql").is_file():
-            fail("the wheel does not carry imagerepo/migrations/*.sql")
+        for data in ("migrations/001_init.sql", "stack/nginx.conf.j2"):
+            if not (site / "imagerepo" / data).is_file():
+                fail(f"the wheel does not carry imagerepo/{data}")
         if (site / "imagerepo" / "migrations").resolve().is_relative_to(CHECKOUT):
             fail("the installed package points into the checkout")
         before = snapshot(site)

@@ -222,6 +222,15 @@ def cmd_serve(args, config: Config) -> int:
     return serve(config)
 
 
+def cmd_nginx_conf(args, config: Config) -> int:
+    from pathlib import Path
+
+    from .stack import render_nginx_conf
+
+    print(render_nginx_conf(config, Path(args.runtime), Path(args.socket)), end="")
+    return 0
+
+
 def _seconds(text: str) -> int:
     try:
         value = int(text)
@@ -244,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
         "in the foreground",
     )
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("nginx-conf", help="print the nginx configuration `serve` uses, for another setup (compose)")
+    p.add_argument("--socket", required=True, help="gunicorn's Unix socket")
+    p.add_argument("--runtime", required=True, help="directory for nginx's pid and temporary files")
+    p.set_defaults(func=cmd_nginx_conf)
     p = sub.add_parser("reinstall-schema", help="drop and recreate every table, empty the chunk store")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_reinstall_schema)
