@@ -124,6 +124,21 @@ UploadedFile = Annotated[
 ]
 
 
+def _form_fields_given(data: dict, model: type[pydantic.BaseModel]) -> dict:
+    """An HTML form sends every field it has, filled in or not: an empty value of a field the
+    model knows means "not given" (so its default applies), as the original ImageRepo's
+    clients expect. Unknown fields are kept, and refused by the model."""
+    given = {}
+    for key, value in data.items():
+        if key in model.model_fields:
+            if isinstance(value, list):
+                value = [item for item in value if item != ""]
+            if value == "" or value == []:
+                continue
+        given[key] = value
+    return given
+
+
 def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
     """Parse a multipart/form-data body (text and file parts) into `model`.
 
@@ -142,7 +157,7 @@ def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
         _, form, files = parser.parse_from_environ(request.environ)
     except ValueError as err:
         raise ApiError(400, "bad_request", f"malformed multipart body: {err}") from None
-    data = _multi_dict_to_plain(form, model)
+    data = _form_fields_given(_multi_dict_to_plain(form, model), model)
     for key in files.keys():
         data[key] = files.getlist(key) if len(files.getlist(key)) > 1 else files[key]
     return _validate(model, data, "form")
