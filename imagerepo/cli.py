@@ -126,9 +126,17 @@ def cmd_create_admin(args, config: Config) -> int:
     interactive = sys.stdin.isatty()
     name = args.name or (input("name: ") if interactive else None)
     email = args.email or (input("email: ") if interactive else None)
-    password = args.password or (getpass.getpass("password: ") if interactive else None)
+    password = args.password
+    if not password:
+        # Like the client's login: asked on a terminal, else the first line of stdin, so a
+        # script can pipe it in without it showing in `ps`.
+        password = getpass.getpass("password: ") if interactive else sys.stdin.readline().rstrip("\r\n")
     if not (name and email and password):
-        print("create-admin needs --name, --email and --password (or a terminal to ask)", file=sys.stderr)
+        print(
+            "create-admin needs --name and --email (or a terminal to ask) and a password "
+            "(asked on a terminal, or piped on stdin)",
+            file=sys.stderr,
+        )
         return 2
     try:
         valid = RegisterIn(name=name, email=email, password=password)
@@ -263,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("create-admin", help="create an administrator account")
     p.add_argument("--name")
     p.add_argument("--email")
-    p.add_argument("--password")
+    p.add_argument("--password", help="(default: asked on the terminal, or read from stdin)")
     p.set_defaults(func=cmd_create_admin)
     p = sub.add_parser("fsck", help="check that every referenced chunk is present and counted right")
     p.add_argument("--verify-content", action="store_true", help="also re-hash every chunk file")
