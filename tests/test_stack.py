@@ -23,7 +23,7 @@ import requests
 from http_helpers import bmp_bytes, signup
 from imagerepo.config import Config
 from imagerepo.stack import find_nginx, render_nginx_conf
-from live_server import free_port
+from live_server import free_port, wait_until_healthy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -50,18 +50,12 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.process.returncode}: {self.log()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the stack did not answer: {self.log()}")
+        try:
+            wait_until_healthy(self.process, self.url, timeout, self.log)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
