@@ -63,8 +63,10 @@ def test_equivalent_requests_share_one_key():
 
 
 def test_png_ignores_quality_in_its_key():
-    assert q("width=200&format=png&quality=50").key == q("width=200&format=png").key == (
-        "w=200,h=0,fit=inside,fmt=png,q=0"
+    assert (
+        q("width=200&format=png&quality=50").key
+        == q("width=200&format=png").key
+        == ("w=200,h=0,fit=inside,fmt=png,q=0")
     )
 
 

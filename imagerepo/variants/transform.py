@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 # Allowed sides, in pixels: a roughly geometric grid (x1.25) plus the seed 003 thumbnail heights
 # (200, 400) and the 500 px of the benchmark.
@@ -93,7 +93,7 @@ class Transform:
         return bool(self.width or self.height)
 
     @classmethod
-    def from_key(cls, key: str) -> "Transform":
+    def from_key(cls, key: str) -> Transform:
         """The transform a stored key names (the inverse of `key`). Raises BadTransform."""
         fields = dict(part.partition("=")[::2] for part in key.split(","))
         if list(fields) != ["w", "h", "fit", "fmt", "q"]:
