@@ -36,7 +36,6 @@ from typing import BinaryIO
 import pyvips
 from PIL import Image as PILImage
 
-from . import dicom
 from .errors import VariantError, VariantTooLarge, VariantUnsupported
 from .transform import Transform
 
@@ -104,6 +103,8 @@ def render(source: bytes | BinaryIO, source_type: str, transform: Transform, sin
     # must stay alive until then (pyvips does not hold them; losing them is a crash).
     keepalive: list = []
     if source_type == DICOM_TYPE:
+        from . import dicom  # pydicom and numpy cost ~15 MiB and 0.3 s to import: only when needed
+
         image = _resize(dicom.first_frame(_file(source), MAX_PIXELS), transform)
     elif source_type in PILLOW_DECODED:
         image = _resize(_pillow_image(_file(source)), transform)
