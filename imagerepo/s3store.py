@@ -109,7 +109,7 @@ class S3ChunkStore:
         return f"S3ChunkStore(s3://{self.bucket}/{self.prefix} at {where})"
 
     # -- the client ------------------------------------------------------------------------
-    def _client(self):
+    def client(self):
         pid = os.getpid()
         if self._client_instance is None or self._client_pid != pid:
             with self._client_lock:
@@ -125,7 +125,8 @@ class S3ChunkStore:
         config = Config(
             connect_timeout=self.timeout_seconds,
             read_timeout=self.timeout_seconds,
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            # total_max_attempts counts the first try (botocore's max_attempts would not).
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             # Sized for parallel PUTs of one upload times the threads of a worker.
             max_pool_connections=self.max_connections,
             tcp_keepalive=True,
@@ -170,7 +171,7 @@ class S3ChunkStore:
         return self._put_object(key, bytes(data), checksum)
 
     def _put_object(self, key: str, body, checksum: str) -> bool:
-        client = self._client()
+        client = self.client()
         for attempt in range(self.max_attempts):
             if attempt and hasattr(body, "seek"):
                 body.seek(0)
@@ -203,27 +204,28 @@ class S3ChunkStore:
     def get(self, digest: str) -> bytes:
         """The object's bytes, unverified (the blob store re-hashes them)."""
         key = self.key_for(digest)
-        client = self._client()
-        # botocore retries the request; a body cut short or stalled while it is read comes
-        # after that, so it gets its own bounded retries here.
+        client = self.client()
         for attempt in range(self.max_attempts):
             try:
                 response = client.get_object(Bucket=self.bucket, Key=key)
-                return response["Body"].read()
             except (ClientError, BotoCoreError) as err:
-                status, _ = _error_status(err)
-                if status == 404:
+                if _error_status(err)[0] == 404:
                     raise ChunkMissing(digest) from None
-                if isinstance(err, BotoCoreError) and attempt + 1 < self.max_attempts:
-                    continue
                 raise _unavailable(self, f"GET {key}", err) from None
+            # botocore retried the request; a body cut short or stalled while it is read
+            # comes after that, so it is retried here, within the same number of attempts.
+            try:
+                return response["Body"].read()
+            except BotoCoreError as err:
+                if attempt + 1 == self.max_attempts:
+                    raise _unavailable(self, f"GET {key} (body)", err) from None
         raise AssertionError("unreachable")
 
     def stat(self, digest: str) -> ChunkFile:
         """Size and time of one chunk (HEAD). ChunkMissing when absent."""
         key = self.key_for(digest)
         try:
-            head = self._client().head_object(Bucket=self.bucket, Key=key)
+            head = self.client().head_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as err:
             if _error_status(err)[0] == 404:
                 raise ChunkMissing(digest) from None
@@ -244,7 +246,7 @@ class S3ChunkStore:
         if not self.exists(digest):
             return False
         try:
-            self._client().delete_object(Bucket=self.bucket, Key=key)
+            self.client().delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as err:
             raise _unavailable(self, f"DELETE {key}", err) from None
         return True
@@ -252,7 +254,7 @@ class S3ChunkStore:
     def iterate(self) -> Iterator[ChunkFile]:
         """Every chunk under the prefix, in digest order, page by page (keys that are not a
         digest are someone else's and skipped)."""
-        paginator = self._client().get_paginator("list_objects_v2")
+        paginator = self.client().get_paginator("list_objects_v2")
         pages = paginator.paginate(
             Bucket=self.bucket, Prefix=self.prefix, PaginationConfig={"PageSize": self.list_page_size}
         )
@@ -268,7 +270,7 @@ class S3ChunkStore:
     def ping(self) -> None:
         """Raise StoreUnavailable unless the bucket answers (for start-up and health checks)."""
         try:
-            self._client().head_bucket(Bucket=self.bucket)
+            self.client().head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as err:
             raise _unavailable(self, "HEAD bucket", err) from None
 

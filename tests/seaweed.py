@@ -152,6 +152,8 @@ class SeaweedServer:
             "-s3.port.lance=0",
             f"-s3.config={config}",
             f"-bucket={self.bucket}",
+            # As on any production store: a PUT into a missing bucket is an error, not a new bucket.
+            "-s3.autoCreateBucket=false",
             "-webdav=false",
             "-admin.ui=false",
             f"-admin.port={admin}",
@@ -221,7 +223,7 @@ class SeaweedServer:
             config=Config(
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
-                retries={"mode": "standard", "max_attempts": max_attempts},
+                retries={"mode": "standard", "total_max_attempts": max_attempts},
                 s3={"addressing_style": "path"},
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
