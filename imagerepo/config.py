@@ -90,6 +90,18 @@ class Config:
     # ... and per client across all images: one key may open many images (a private batch).
     access_key_max_failures_per_client: int = 50
     audit_retention_days: int = 90
+    # Where chunk bytes live: "local" (files under blob_dir) or "s3" (an S3-compatible bucket;
+    # blob_dir then holds only this node's staging area). Credentials for S3 come from the
+    # standard AWS variables or files (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/...).
+    chunk_store: str = "local"
+    s3_endpoint: str | None = None  # None: AWS itself
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    # Per connect and per read; each request is tried at most s3_max_attempts times.
+    s3_timeout_seconds: int = 10
+    s3_max_attempts: int = 3
+    s3_max_connections: int = 32
     # Bearer token a Prometheus scraper sends for /metrics (admins' JWTs work too). The
     # counters reveal whether an upload was deduplicated, so they are not public.
     metrics_token: str = ""
@@ -107,6 +119,11 @@ class Config:
             secret = _dev_jwt_secret()
         elif mode == "production" and len(secret) < 32:
             raise ConfigError("IMAGEREPO_JWT_SECRET must be at least 32 characters in production")
+        chunk_store = env.get("IMAGEREPO_CHUNK_STORE") or cls.chunk_store
+        if chunk_store not in ("local", "s3"):
+            raise ConfigError(f"IMAGEREPO_CHUNK_STORE must be local or s3, got {chunk_store!r}")
+        if chunk_store == "s3" and not env.get("IMAGEREPO_S3_BUCKET"):
+            raise ConfigError("IMAGEREPO_S3_BUCKET must be set when IMAGEREPO_CHUNK_STORE=s3")
         return cls(
             env=mode,
             database_url=env.get("DATABASE_URL") or None,
@@ -131,4 +148,12 @@ class Config:
             ),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
+            chunk_store=chunk_store,
+            s3_endpoint=env.get("IMAGEREPO_S3_ENDPOINT") or None,
+            s3_bucket=env.get("IMAGEREPO_S3_BUCKET", ""),
+            s3_prefix=env.get("IMAGEREPO_S3_PREFIX", ""),
+            s3_region=env.get("IMAGEREPO_S3_REGION") or None,
+            s3_timeout_seconds=_int(env, "IMAGEREPO_S3_TIMEOUT_SECONDS", cls.s3_timeout_seconds, 1),
+            s3_max_attempts=_int(env, "IMAGEREPO_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
+            s3_max_connections=_int(env, "IMAGEREPO_S3_MAX_CONNECTIONS", cls.s3_max_connections, 1),
         )
