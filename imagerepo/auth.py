@@ -19,6 +19,7 @@ from flask_jwt_extended import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import names
 from .context import services
 from .errors import ApiError, error_response
 from .validation import Schema, api
@@ -30,13 +31,18 @@ bp = Blueprint("auth", __name__)
 _DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
 
 Name = Annotated[
-    str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s@]+$")
+    str,
+    pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=names.MAX_NAME_CHARS),
+    pydantic.AfterValidator(names.check_name),
 ]
 Password = Annotated[str, pydantic.StringConstraints(min_length=8, max_length=1024)]
 
 
 class RegisterIn(Schema):
-    name: Name = pydantic.Field(description="User name: no spaces and no '@'")
+    name: Name = pydantic.Field(
+        description="User name: no spaces, '@', control or invisible characters; unique ignoring case, width"
+        " and Unicode form"
+    )
     email: pydantic.EmailStr
     password: Password
 
@@ -97,10 +103,12 @@ def create_user(db, name: str, email: str, password: str, is_admin: bool = False
 
 
 def find_user_by_login(db, login: str) -> dict | None:
+    # By key, so every spelling of a name finds it. Accounts that collided before keys existed
+    # share one: the exact spelling wins, then the one that holds the name (see names.py).
     with db.transaction() as conn:
         return conn.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE name = %s OR lower(email) = lower(%s)"
-            " ORDER BY (name = %s) DESC LIMIT 1",
+            f"SELECT {_USER_COLUMNS} FROM users WHERE name_key = user_name_key(%s) OR lower(email) = lower(%s)"
+            " ORDER BY (name = %s) DESC, name_collision, id LIMIT 1",
             (login, login, login),
         ).fetchone()
 
