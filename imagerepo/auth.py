@@ -8,7 +8,8 @@ from typing import Annotated
 
 import psycopg
 import pydantic
-from flask import Blueprint, Flask, current_app
+from pydantic_core import PydanticCustomError
+from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -17,25 +18,16 @@ from flask_jwt_extended import (
     get_jwt_identity,
     jwt_required,
 )
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import names
+from . import login_limits, names, passwords
 from .context import services
 from .errors import ApiError, error_response
 from .validation import Schema, api
 
 bp = Blueprint("auth", __name__)
 
-# Verified against when the user is unknown, so a wrong name costs the same time as a
-# wrong password and login timing does not reveal which accounts exist.
-_DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
-
-Name = Annotated[
-    str,
-    pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=names.MAX_NAME_CHARS),
-    pydantic.AfterValidator(names.check_name),
-]
-Password = Annotated[str, pydantic.StringConstraints(min_length=8, max_length=1024)]
+Name = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=names.MAX_NAME_CHARS)]
+Password = Annotated[str, pydantic.StringConstraints(min_length=passwords.MIN_CHARS, max_length=passwords.MAX_CHARS)]
 
 
 class RegisterIn(Schema):
@@ -44,7 +36,26 @@ class RegisterIn(Schema):
         " and Unicode form"
     )
     email: pydantic.EmailStr
-    password: Password
+    password: Password = pydantic.Field(
+        description="8 to 1024 characters, any Unicode; not a common or breached password, not only spaces,"
+        " not a repeated piece or a run, not little more than the name or email"
+    )
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name_rules(cls, value: str) -> str:
+        problem = names.name_problem(value)
+        if problem:
+            raise PydanticCustomError("invalid_name", problem)
+        return value
+
+    @pydantic.field_validator("password")
+    @classmethod
+    def _password_rules(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        problem = passwords.password_problem(value, (info.data.get("name", ""), str(info.data.get("email", ""))))
+        if problem:
+            raise PydanticCustomError("weak_password", problem)
+        return value
 
 
 class LoginIn(Schema):
@@ -89,7 +100,7 @@ def _user_out(row) -> UserOut:
 
 
 def create_user(db, name: str, email: str, password: str, is_admin: bool = False) -> dict:
-    password_hash = generate_password_hash(password, method="scrypt")
+    password_hash = passwords.hash_password(password)
     try:
         with db.transaction() as conn:
             return conn.execute(
@@ -111,6 +122,11 @@ def find_user_by_login(db, login: str) -> dict | None:
             " ORDER BY (name = %s) DESC, name_collision, id LIMIT 1",
             (login, login, login),
         ).fetchone()
+
+
+def set_password_hash(db, user_id: int, password_hash: str) -> None:
+    with db.transaction() as conn:
+        conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
 
 
 def get_user(db, user_id: int) -> dict | None:
@@ -145,14 +161,26 @@ def register(body: RegisterIn):
     body=LoginIn,
     response=TokensOut,
     auth=False,
-    responses={401: "Wrong name or password", 422: ""},
+    responses={401: "Wrong name or password", 422: "", 429: "Too many failed logins: wait Retry-After seconds"},
     summary="Exchange a name (or email) and password for tokens",
 )
 def login(body: LoginIn):
-    user = find_user_by_login(services().db, body.username)
-    password_ok = check_password_hash(user["password_hash"] if user else _DUMMY_HASH, body.password)
-    if not user or not password_ok:
+    svc = services()
+    # Limited before the password is checked, the same way for a name that does not exist.
+    try:
+        attempt = login_limits.begin(
+            svc.db, svc.config, names.login_key(body.username), login_limits.client_key(request.remote_addr)
+        )
+    except login_limits.TooManyLogins as err:
+        raise ApiError(429, "too_many_attempts", str(err), headers={"Retry-After": str(err.retry_after)}) from None
+    user = find_user_by_login(svc.db, body.username)
+    password_ok, rehash = passwords.verify_password(user["password_hash"] if user else None, body.password)
+    if not password_ok:
+        login_limits.failed(svc.db, attempt)
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
+    login_limits.succeeded(svc.db, attempt)
+    if rehash:  # hashed before passwords were normalised: store the NFKC form's hash
+        set_password_hash(svc.db, user["id"], passwords.hash_password(body.password))
     if user["is_disabled"]:
         raise ApiError(403, "account_disabled", "this account is disabled")
     return _tokens_for(user)

@@ -173,3 +173,17 @@ BEGIN
     END IF;
 END
 $$;
+
+-- == Failed logins, counted per login name and per client ==================================
+-- One row per attempt that was not (yet) a success: a login reserves its row before checking
+-- the password and removes it on success, so concurrent guesses in every worker are counted.
+CREATE TABLE login_failures (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- the login as typed, made canonical (imagerepo.names.login_key): name or email
+    account   text NOT NULL,
+    client    text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX login_failures_account_idx ON login_failures (account, failed_at);
+CREATE INDEX login_failures_client_idx ON login_failures (client, failed_at);
+CREATE INDEX login_failures_failed_at_idx ON login_failures (failed_at);
