@@ -74,14 +74,6 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def check_name(name: str) -> str:
-    """`name` if it can be a user name (for pydantic's AfterValidator); else ValueError."""
-    problem = name_problem(name)
-    if problem:
-        raise ValueError(problem)
-    return name
-
-
 # -- names that collided before keys existed ------------------------------------------------
 class NameRefused(ValueError):
     """A new name is invalid or taken (by another account's spelling of it)."""
