@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import uuid
 from typing import Annotated
 
 import psycopg
@@ -25,6 +27,9 @@ from .errors import ApiError, error_response
 from .validation import Schema, api
 
 bp = Blueprint("auth", __name__)
+
+# The one form of Authorization header the service reads (RFC 6750's b64token, loosely).
+_BEARER_HEADER = re.compile(r"Bearer +[^\s,]+")
 
 Name = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=names.MAX_NAME_CHARS)]
 Password = Annotated[str, pydantic.StringConstraints(min_length=passwords.MIN_CHARS, max_length=passwords.MAX_CHARS)]
@@ -140,10 +145,13 @@ def current_user_id() -> int:
 
 def _tokens_for(user) -> TokensOut:
     identity = str(user["id"])
+    # Access tokens name the refresh token of their login (`parent`), so revoking that refresh
+    # token (logout) revokes them too, checked in the same query as their own jti.
+    refresh_jti = str(uuid.uuid4())
     claims = {"name": user["name"]}
     return TokensOut(
-        access_token=create_access_token(identity=identity, additional_claims=claims),
-        refresh_token=create_refresh_token(identity=identity, additional_claims=claims),
+        access_token=create_access_token(identity=identity, additional_claims={**claims, "parent": refresh_jti}),
+        refresh_token=create_refresh_token(identity=identity, additional_claims={**claims, "jti": refresh_jti}),
         expires_in=int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
     )
 
@@ -191,7 +199,9 @@ def login(body: LoginIn):
 @api(response=AccessTokenOut, summary="A new access token for a refresh token")
 def refresh():
     claims = get_jwt()
-    token = create_access_token(identity=get_jwt_identity(), additional_claims={"name": claims.get("name")})
+    token = create_access_token(
+        identity=get_jwt_identity(), additional_claims={"name": claims.get("name"), "parent": claims["jti"]}
+    )
     return AccessTokenOut(
         access_token=token, expires_in=int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
     )
@@ -202,10 +212,13 @@ def refresh():
 @api(response=LogoutOut, summary="Revoke the token sent (access or refresh)")
 def logout():
     claims = get_jwt()
+    # A refresh token's entry must outlive it by one access-token lifetime: an access token it
+    # minted just before it expired is still alive and still names it.
+    outlives = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() if claims.get("type") == "refresh" else 0
     with services().db.transaction() as conn:
         conn.execute(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES (%s, to_timestamp(%s)) ON CONFLICT DO NOTHING",
-            (claims["jti"], claims["exp"]),
+            (claims["jti"], claims["exp"] + outlives),
         )
         # Dead tokens need no blocklist entry; prune as we go instead of a cron job.
         conn.execute("DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'")
@@ -237,17 +250,29 @@ def init_jwt(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _token_revoked(_header, payload) -> bool:
-        # One round trip answers both: revoked by logout, or the account disabled/removed.
+        # One round trip answers all: revoked by logout (the token, or the refresh token it was
+        # minted from), or the account disabled/removed.
+        jtis = [payload["jti"]] + ([payload["parent"]] if isinstance(payload.get("parent"), str) else [])
         with services().db.read() as conn:
             row = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %s) AS revoked,"
+                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ANY (%s)) AS revoked,"
                 " (SELECT is_disabled FROM users WHERE id = %s) AS disabled",
-                (payload["jti"], int(payload["sub"]) if str(payload.get("sub", "")).isdigit() else -1),
+                (jtis, int(payload["sub"]) if str(payload.get("sub", "")).isdigit() else -1),
             ).fetchone()
         return row["revoked"] or row["disabled"] is None or row["disabled"]
 
     def unauthorized(message: str):
         return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.before_request
+    def _authorization_well_formed():
+        # flask-jwt-extended skips a header that is not "Bearer <token>" where a token is
+        # optional, so a token sent without "Bearer " was silently ignored (the owner's private
+        # image answered 404 as if anonymous). A header that is sent must be one we can read.
+        sent = request.headers.get("Authorization")
+        if sent is not None and not _BEARER_HEADER.fullmatch(sent.strip()):
+            return unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+        return None
 
     jwt.unauthorized_loader(lambda reason: unauthorized("missing bearer token"))
     jwt.invalid_token_loader(lambda reason: unauthorized(f"invalid token: {reason}"))
