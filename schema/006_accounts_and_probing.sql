@@ -187,3 +187,8 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_account_idx ON login_failures (account, failed_at);
 CREATE INDEX login_failures_client_idx ON login_failures (client, failed_at);
 CREATE INDEX login_failures_failed_at_idx ON login_failures (failed_at);
+
+-- == Wrong access keys for ids that do not exist ===========================================
+-- A wrong key on an absent id is counted like one on someone else's private image, so probing
+-- ids with keys tells nothing; its id has no image row to reference.
+ALTER TABLE access_key_failures DROP CONSTRAINT IF EXISTS access_key_failures_image_id_fkey;
