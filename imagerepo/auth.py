@@ -10,7 +10,6 @@ from typing import Annotated
 
 import psycopg
 import pydantic
-from pydantic_core import PydanticCustomError
 from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import (
     JWTManager,
@@ -20,6 +19,7 @@ from flask_jwt_extended import (
     get_jwt_identity,
     jwt_required,
 )
+from pydantic_core import PydanticCustomError
 
 from . import login_limits, names, passwords
 from .context import services
