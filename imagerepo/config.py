@@ -89,6 +89,13 @@ class Config:
     access_key_window_seconds: int = 600
     # ... and per client across all images: one key may open many images (a private batch).
     access_key_max_failures_per_client: int = 50
+    # Failed logins (imagerepo/login_limits.py): free per name and client, per name, per client
+    # within the window; past a limit each attempt waits 1 s, doubling, up to the max delay.
+    login_max_failures: int = 5
+    login_max_failures_per_account: int = 30
+    login_max_failures_per_client: int = 50
+    login_window_seconds: int = 900
+    login_max_delay_seconds: int = 60
     audit_retention_days: int = 90
     # Where chunk bytes live: "local" (files under blob_dir) or "s3" (an S3-compatible bucket;
     # blob_dir then holds only this node's staging area). Credentials for S3 come from the
@@ -146,6 +153,15 @@ class Config:
             access_key_max_failures_per_client=_int(
                 env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES_PER_CLIENT", cls.access_key_max_failures_per_client, 1
             ),
+            login_max_failures=_int(env, "IMAGEREPO_LOGIN_MAX_FAILURES", cls.login_max_failures, 1),
+            login_max_failures_per_account=_int(
+                env, "IMAGEREPO_LOGIN_MAX_FAILURES_PER_ACCOUNT", cls.login_max_failures_per_account, 1
+            ),
+            login_max_failures_per_client=_int(
+                env, "IMAGEREPO_LOGIN_MAX_FAILURES_PER_CLIENT", cls.login_max_failures_per_client, 1
+            ),
+            login_window_seconds=_int(env, "IMAGEREPO_LOGIN_WINDOW_SECONDS", cls.login_window_seconds, 1),
+            login_max_delay_seconds=_int(env, "IMAGEREPO_LOGIN_MAX_DELAY_SECONDS", cls.login_max_delay_seconds, 1),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
             chunk_store=chunk_store,
