@@ -142,9 +142,18 @@ def main() -> int:
         site = Path(
             run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
         )
-        for data in ("migrations/001_init.sql", "stack/nginx.conf.j2"):
-            if not (site / "imagerepo" / data).is_file():
-                fail(f"the wheel does not carry imagerepo/{data}")
+        # Every tracked file of the package (sub-packages, migrations, templates, data), no more.
+        tracked = set(run(["git", "-C", CHECKOUT, "ls-files", "imagerepo"]).stdout.split())
+        installed = {
+            str(p.relative_to(site))
+            for p in (site / "imagerepo").rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+        if tracked != installed:
+            fail(
+                f"the wheel's package differs from the checkout's: missing {sorted(tracked - installed)}, "
+                f"extra {sorted(installed - tracked)}"
+            )
         if (site / "imagerepo" / "migrations").resolve().is_relative_to(CHECKOUT):
             fail("the installed package points into the checkout")
         before = snapshot(site)

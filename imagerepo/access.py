@@ -5,8 +5,10 @@ Rules:
   * anyone (anonymous too) for a public image;
   * someone else's private image only with its access key (`?accesskey=` or `X-Access-Key`),
     compared in constant time. No key -> 404, so its existence is not revealed; a wrong key ->
-    403; more than `access_key_max_failures` wrong keys for one image from one client address
-    within `access_key_window_seconds` -> 429 (even for the right key, until the window passes).
+    404 as well, answered, counted and limited exactly like a key for an id that does not exist
+    (same status, body and statements), so probing ids with keys tells nothing; more than
+    `access_key_max_failures` wrong keys for one id from one client address within
+    `access_key_window_seconds` -> 429 (even for the right key, until the window passes).
   * changes and deletes: the owner only; others get 403 for an image they can see (public) and
     404 for one they cannot (private).
 """
@@ -15,12 +17,17 @@ from __future__ import annotations
 
 import functools
 import hmac
+import secrets
 
 from flask import request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from .context import services
 from .errors import ApiError
+from .login_limits import client_key
+
+# Stands in for the stored key of an id that has none, so the comparison still runs.
+_NO_KEY = secrets.token_urlsafe(24)
 
 
 def token_required(view):
@@ -60,8 +67,12 @@ def _not_found() -> ApiError:
     return ApiError(404, "not_found", "no such image")
 
 
+def _not_found_or_wrong_key() -> ApiError:
+    return ApiError(404, "not_found", "no such image, or the access key is wrong")
+
+
 def _client() -> str:
-    return request.remote_addr or "unknown"
+    return client_key(request.remote_addr)
 
 
 def visible_image(image_id: int, viewer: int | None, key: str | None):
@@ -71,33 +82,35 @@ def visible_image(image_id: int, viewer: int | None, key: str | None):
     db = services().db
     with db.read() as conn:  # the common case (public, or the owner) is this one statement
         row = find_image(conn, image_id)
-    if row is None:
-        raise _not_found()
-    if not row["is_private"] or row["owner_id"] == viewer:
+    if row is not None and (not row["is_private"] or row["owner_id"] == viewer):
         return row
     if key is None:
         raise _not_found()
+    # Absent, or someone else's private image: a key is checked and counted the same way for
+    # both (same statements, same answer), so a key tells nothing about which ids exist.
     with db.transaction() as conn:
-        key_ok = check_key(conn, row, key)
+        key_ok = check_key(conn, image_id, row["access_key"] if row else None, key)
     # Raised after the transaction has committed, so the recorded failure is kept.
     if not key_ok:
-        raise ApiError(403, "wrong_access_key", "the access key is wrong")
+        raise _not_found_or_wrong_key()
     return row
 
 
-def check_key(conn, row, key: str) -> bool:
-    """Compare the key in constant time, counting failures per image and client. Runs under a
-    transaction-scoped advisory lock per (image, client), so concurrent guesses from several
-    workers cannot slip past the limit together. Returns False (failure recorded) for a wrong
-    key; raises 429 past the limit."""
+def check_key(conn, image_id: int, stored: str | None, key: str) -> bool:
+    """Compare the key with `stored` (None: the id has no image, or no key) in constant time,
+    counting failures per id and client. Runs under a transaction-scoped advisory lock per
+    client, so concurrent guesses from several workers cannot slip past the limit together.
+    Returns False (failure recorded) for a wrong key; raises 429 past the limit."""
     config = services().config
     client = _client()
+    # Ids past bigint cannot exist and cannot be stored: counted together under 0.
+    counted_id = image_id if 0 < image_id < 2**63 else 0
     # One lock per client: its guesses on every image are counted one at a time.
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"access-key:{client}",))
     failures = conn.execute(
         "SELECT count(*) FILTER (WHERE image_id = %s) AS here, count(*) AS everywhere FROM access_key_failures"
         " WHERE client = %s AND failed_at > now() - make_interval(secs => %s)",
-        (row["id"], client, config.access_key_window_seconds),
+        (counted_id, client, config.access_key_window_seconds),
     ).fetchone()
     if (
         failures["here"] >= config.access_key_max_failures
@@ -109,15 +122,16 @@ def check_key(conn, row, key: str) -> bool:
             "too many wrong access keys for this image; try again later",
             headers={"Retry-After": str(config.access_key_window_seconds)},
         )
-    stored = row["access_key"] or ""
-    if stored and hmac.compare_digest(stored.encode(), key.encode()):
+    # Compared even when there is nothing to compare with, so both cases do the same work.
+    matches = hmac.compare_digest((stored or _NO_KEY).encode(), key.encode())
+    if matches and stored:
         return True
     # Old failures are useless once out of the window; drop them as new ones come in.
     conn.execute(
         "DELETE FROM access_key_failures WHERE client = %s AND failed_at <= now() - make_interval(secs => %s)",
         (client, config.access_key_window_seconds),
     )
-    conn.execute("INSERT INTO access_key_failures (image_id, client) VALUES (%s, %s)", (row["id"], client))
+    conn.execute("INSERT INTO access_key_failures (image_id, client) VALUES (%s, %s)", (counted_id, client))
     return False
 
 

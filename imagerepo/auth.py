@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import uuid
 from typing import Annotated
 
 import psycopg
 import pydantic
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -17,28 +19,48 @@ from flask_jwt_extended import (
     get_jwt_identity,
     jwt_required,
 )
-from werkzeug.security import check_password_hash, generate_password_hash
+from pydantic_core import PydanticCustomError
 
+from . import login_limits, names, passwords
 from .context import services
 from .errors import ApiError, error_response
 from .validation import Schema, api
 
 bp = Blueprint("auth", __name__)
 
-# Verified against when the user is unknown, so a wrong name costs the same time as a
-# wrong password and login timing does not reveal which accounts exist.
-_DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
+# The one form of Authorization header the service reads (RFC 6750's b64token, loosely).
+_BEARER_HEADER = re.compile(r"Bearer +[^\s,]+")
 
-Name = Annotated[
-    str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s@]+$")
-]
-Password = Annotated[str, pydantic.StringConstraints(min_length=8, max_length=1024)]
+Name = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=names.MAX_NAME_CHARS)]
+Password = Annotated[str, pydantic.StringConstraints(min_length=passwords.MIN_CHARS, max_length=passwords.MAX_CHARS)]
 
 
 class RegisterIn(Schema):
-    name: Name = pydantic.Field(description="User name: no spaces and no '@'")
+    name: Name = pydantic.Field(
+        description="User name: no spaces, '@', control or invisible characters; unique ignoring case, width"
+        " and Unicode form"
+    )
     email: pydantic.EmailStr
-    password: Password
+    password: Password = pydantic.Field(
+        description="8 to 1024 characters, any Unicode; not a common or breached password, not only spaces,"
+        " not a repeated piece or a run, not little more than the name or email"
+    )
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name_rules(cls, value: str) -> str:
+        problem = names.name_problem(value)
+        if problem:
+            raise PydanticCustomError("invalid_name", problem)
+        return value
+
+    @pydantic.field_validator("password")
+    @classmethod
+    def _password_rules(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        problem = passwords.password_problem(value, (info.data.get("name", ""), str(info.data.get("email", ""))))
+        if problem:
+            raise PydanticCustomError("weak_password", problem)
+        return value
 
 
 class LoginIn(Schema):
@@ -83,7 +105,7 @@ def _user_out(row) -> UserOut:
 
 
 def create_user(db, name: str, email: str, password: str, is_admin: bool = False) -> dict:
-    password_hash = generate_password_hash(password, method="scrypt")
+    password_hash = passwords.hash_password(password)
     try:
         with db.transaction() as conn:
             return conn.execute(
@@ -97,12 +119,19 @@ def create_user(db, name: str, email: str, password: str, is_admin: bool = False
 
 
 def find_user_by_login(db, login: str) -> dict | None:
+    # By key, so every spelling of a name finds it. Accounts that collided before keys existed
+    # share one: the exact spelling wins, then the one that holds the name (see names.py).
     with db.transaction() as conn:
         return conn.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE name = %s OR lower(email) = lower(%s)"
-            " ORDER BY (name = %s) DESC LIMIT 1",
+            f"SELECT {_USER_COLUMNS} FROM users WHERE name_key = user_name_key(%s) OR lower(email) = lower(%s)"
+            " ORDER BY (name = %s) DESC, name_collision, id LIMIT 1",
             (login, login, login),
         ).fetchone()
+
+
+def set_password_hash(db, user_id: int, password_hash: str) -> None:
+    with db.transaction() as conn:
+        conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
 
 
 def get_user(db, user_id: int) -> dict | None:
@@ -116,10 +145,13 @@ def current_user_id() -> int:
 
 def _tokens_for(user) -> TokensOut:
     identity = str(user["id"])
+    # Access tokens name the refresh token of their login (`parent`), so revoking that refresh
+    # token (logout) revokes them too, checked in the same query as their own jti.
+    refresh_jti = str(uuid.uuid4())
     claims = {"name": user["name"]}
     return TokensOut(
-        access_token=create_access_token(identity=identity, additional_claims=claims),
-        refresh_token=create_refresh_token(identity=identity, additional_claims=claims),
+        access_token=create_access_token(identity=identity, additional_claims={**claims, "parent": refresh_jti}),
+        refresh_token=create_refresh_token(identity=identity, additional_claims={**claims, "jti": refresh_jti}),
         expires_in=int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
     )
 
@@ -137,14 +169,26 @@ def register(body: RegisterIn):
     body=LoginIn,
     response=TokensOut,
     auth=False,
-    responses={401: "Wrong name or password", 422: ""},
+    responses={401: "Wrong name or password", 422: "", 429: "Too many failed logins: wait Retry-After seconds"},
     summary="Exchange a name (or email) and password for tokens",
 )
 def login(body: LoginIn):
-    user = find_user_by_login(services().db, body.username)
-    password_ok = check_password_hash(user["password_hash"] if user else _DUMMY_HASH, body.password)
-    if not user or not password_ok:
+    svc = services()
+    # Limited before the password is checked, the same way for a name that does not exist.
+    try:
+        attempt = login_limits.begin(
+            svc.db, svc.config, names.login_key(body.username), login_limits.client_key(request.remote_addr)
+        )
+    except login_limits.TooManyLogins as err:
+        raise ApiError(429, "too_many_attempts", str(err), headers={"Retry-After": str(err.retry_after)}) from None
+    user = find_user_by_login(svc.db, body.username)
+    password_ok, rehash = passwords.verify_password(user["password_hash"] if user else None, body.password)
+    if not password_ok:
+        login_limits.failed(svc.db, attempt)
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
+    login_limits.succeeded(svc.db, attempt)
+    if rehash:  # hashed before passwords were normalised: store the NFKC form's hash
+        set_password_hash(svc.db, user["id"], passwords.hash_password(body.password))
     if user["is_disabled"]:
         raise ApiError(403, "account_disabled", "this account is disabled")
     return _tokens_for(user)
@@ -155,7 +199,9 @@ def login(body: LoginIn):
 @api(response=AccessTokenOut, summary="A new access token for a refresh token")
 def refresh():
     claims = get_jwt()
-    token = create_access_token(identity=get_jwt_identity(), additional_claims={"name": claims.get("name")})
+    token = create_access_token(
+        identity=get_jwt_identity(), additional_claims={"name": claims.get("name"), "parent": claims["jti"]}
+    )
     return AccessTokenOut(
         access_token=token, expires_in=int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
     )
@@ -166,10 +212,13 @@ def refresh():
 @api(response=LogoutOut, summary="Revoke the token sent (access or refresh)")
 def logout():
     claims = get_jwt()
+    # A refresh token's entry must outlive it by one access-token lifetime: an access token it
+    # minted just before it expired is still alive and still names it.
+    outlives = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() if claims.get("type") == "refresh" else 0
     with services().db.transaction() as conn:
         conn.execute(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES (%s, to_timestamp(%s)) ON CONFLICT DO NOTHING",
-            (claims["jti"], claims["exp"]),
+            (claims["jti"], claims["exp"] + outlives),
         )
         # Dead tokens need no blocklist entry; prune as we go instead of a cron job.
         conn.execute("DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'")
@@ -201,17 +250,29 @@ def init_jwt(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _token_revoked(_header, payload) -> bool:
-        # One round trip answers both: revoked by logout, or the account disabled/removed.
+        # One round trip answers all: revoked by logout (the token, or the refresh token it was
+        # minted from), or the account disabled/removed.
+        jtis = [payload["jti"]] + ([payload["parent"]] if isinstance(payload.get("parent"), str) else [])
         with services().db.read() as conn:
             row = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %s) AS revoked,"
+                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ANY (%s)) AS revoked,"
                 " (SELECT is_disabled FROM users WHERE id = %s) AS disabled",
-                (payload["jti"], int(payload["sub"]) if str(payload.get("sub", "")).isdigit() else -1),
+                (jtis, int(payload["sub"]) if str(payload.get("sub", "")).isdigit() else -1),
             ).fetchone()
         return row["revoked"] or row["disabled"] is None or row["disabled"]
 
     def unauthorized(message: str):
         return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.before_request
+    def _authorization_well_formed():
+        # flask-jwt-extended skips a header that is not "Bearer <token>" where a token is
+        # optional, so a token sent without "Bearer " was silently ignored (the owner's private
+        # image answered 404 as if anonymous). A header that is sent must be one we can read.
+        sent = request.headers.get("Authorization")
+        if sent is not None and not _BEARER_HEADER.fullmatch(sent.strip()):
+            return unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+        return None
 
     jwt.unauthorized_loader(lambda reason: unauthorized("missing bearer token"))
     jwt.invalid_token_loader(lambda reason: unauthorized(f"invalid token: {reason}"))

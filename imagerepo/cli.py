@@ -152,6 +152,32 @@ def cmd_create_admin(args, config: Config) -> int:
     return 0
 
 
+def cmd_name_collisions(args, config: Config) -> int:
+    from .names import name_collisions
+
+    groups = name_collisions(_database(config))
+    print(json.dumps(groups, indent=2))
+    if not groups:
+        print("name-collisions: none", file=sys.stderr)
+        return 0
+    print(
+        f"name-collisions: {len(groups)} name(s) shared by several accounts; rename-user all but one", file=sys.stderr
+    )
+    return 1
+
+
+def cmd_rename_user(args, config: Config) -> int:
+    from .names import NameRefused, rename_user
+
+    try:
+        user = rename_user(_database(config), args.id, args.name)
+    except NameRefused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"user {user['id']} is now {user['name']}")
+    return 0
+
+
 def cmd_fsck(args, config: Config) -> int:
     blobs = _blobstore(config)
     progress = ProgressPrinter()
@@ -273,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email")
     p.add_argument("--password", help="(default: asked on the terminal, or read from stdin)")
     p.set_defaults(func=cmd_create_admin)
+    p = sub.add_parser("name-collisions", help="accounts whose names differ only in case, width or Unicode form")
+    p.set_defaults(func=cmd_name_collisions)
+    p = sub.add_parser("rename-user", help="give an account a new name (to resolve a name collision)")
+    p.add_argument("id", type=int)
+    p.add_argument("name")
+    p.set_defaults(func=cmd_rename_user)
     p = sub.add_parser("fsck", help="check that every referenced chunk is present and counted right")
     p.add_argument("--verify-content", action="store_true", help="also re-hash every chunk file")
     p.add_argument("--repair", action="store_true", help="fix reference counts (never deletes data)")

@@ -142,7 +142,26 @@ class Config:
     access_key_window_seconds: int = 600
     # ... and per client across all images: one key may open many images (a private batch).
     access_key_max_failures_per_client: int = 50
+    # Failed logins (imagerepo/login_limits.py): free per name and client, per name, per client
+    # within the window; past a limit each attempt waits 1 s, doubling, up to the max delay.
+    login_max_failures: int = 5
+    login_max_failures_per_account: int = 30
+    login_max_failures_per_client: int = 50
+    login_window_seconds: int = 900
+    login_max_delay_seconds: int = 60
     audit_retention_days: int = 90
+    # Where chunk bytes live: "local" (files under blob_dir) or "s3" (an S3-compatible bucket;
+    # blob_dir then holds only this node's staging area). Credentials for S3 come from the
+    # standard AWS variables or files (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/...).
+    chunk_store: str = "local"
+    s3_endpoint: str | None = None  # None: AWS itself
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    # Per connect and per read; each request is tried at most s3_max_attempts times.
+    s3_timeout_seconds: int = 10
+    s3_max_attempts: int = 3
+    s3_max_connections: int = 32
     # Bearer token a Prometheus scraper sends for /metrics (admins' JWTs work too). The
     # counters reveal whether an upload was deduplicated, so they are not public.
     metrics_token: str = ""
@@ -173,6 +192,11 @@ class Config:
             secret = _dev_jwt_secret(instance_dir(home))
         elif mode == "production" and len(secret) < 32:
             raise ConfigError("IMAGEREPO_JWT_SECRET must be at least 32 characters in production")
+        chunk_store = env.get("IMAGEREPO_CHUNK_STORE") or cls.chunk_store
+        if chunk_store not in ("local", "s3"):
+            raise ConfigError(f"IMAGEREPO_CHUNK_STORE must be local or s3, got {chunk_store!r}")
+        if chunk_store == "s3" and not env.get("IMAGEREPO_S3_BUCKET"):
+            raise ConfigError("IMAGEREPO_S3_BUCKET must be set when IMAGEREPO_CHUNK_STORE=s3")
         return cls(
             env=mode,
             database_url=env.get("DATABASE_URL") or None,
@@ -196,10 +220,27 @@ class Config:
             access_key_max_failures_per_client=_int(
                 env, "IMAGEREPO_ACCESS_KEY_MAX_FAILURES_PER_CLIENT", cls.access_key_max_failures_per_client, 1
             ),
+            login_max_failures=_int(env, "IMAGEREPO_LOGIN_MAX_FAILURES", cls.login_max_failures, 1),
+            login_max_failures_per_account=_int(
+                env, "IMAGEREPO_LOGIN_MAX_FAILURES_PER_ACCOUNT", cls.login_max_failures_per_account, 1
+            ),
+            login_max_failures_per_client=_int(
+                env, "IMAGEREPO_LOGIN_MAX_FAILURES_PER_CLIENT", cls.login_max_failures_per_client, 1
+            ),
+            login_window_seconds=_int(env, "IMAGEREPO_LOGIN_WINDOW_SECONDS", cls.login_window_seconds, 1),
+            login_max_delay_seconds=_int(env, "IMAGEREPO_LOGIN_MAX_DELAY_SECONDS", cls.login_max_delay_seconds, 1),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
             trusted_proxy_hops=_int(env, "IMAGEREPO_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             trusted_proxies=_networks(env, "IMAGEREPO_TRUSTED_PROXIES", cls.trusted_proxies),
             public_host=env.get("IMAGEREPO_PUBLIC_HOST") or cls.public_host,
             public_port=_int(env, "IMAGEREPO_PUBLIC_PORT", cls.public_port, 1),
+            chunk_store=chunk_store,
+            s3_endpoint=env.get("IMAGEREPO_S3_ENDPOINT") or None,
+            s3_bucket=env.get("IMAGEREPO_S3_BUCKET", ""),
+            s3_prefix=env.get("IMAGEREPO_S3_PREFIX", ""),
+            s3_region=env.get("IMAGEREPO_S3_REGION") or None,
+            s3_timeout_seconds=_int(env, "IMAGEREPO_S3_TIMEOUT_SECONDS", cls.s3_timeout_seconds, 1),
+            s3_max_attempts=_int(env, "IMAGEREPO_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
+            s3_max_connections=_int(env, "IMAGEREPO_S3_MAX_CONNECTIONS", cls.s3_max_connections, 1),
         )

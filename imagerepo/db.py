@@ -100,6 +100,11 @@ def apply_schema(url: str) -> list[str]:
     """Apply schema files not applied yet, in order; returns the names applied."""
     applied_now = []
     with psycopg.connect(url, autocommit=True) as conn:
+        # A migration reports what it found but could not fix (RAISE WARNING) to the log;
+        # plain notices ("already exists, skipping") are noise.
+        conn.add_notice_handler(
+            lambda diag: diag.severity_nonlocalized == "WARNING" and log.warning("schema: %s", diag.message_primary)
+        )
         # Several gunicorn workers may start at once: one applies, the others wait.
         conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
         try:

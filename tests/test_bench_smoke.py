@@ -2,6 +2,7 @@
 (The benchmark itself is not a test: `make bench`.)"""
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -67,3 +68,28 @@ def test_quick_benchmark_reports_every_figure_and_target(tmp_path):
     # The table is printed, with every target's verdict.
     assert result.stdout.count("| PASS |") + result.stdout.count("| MISS |") == 14
     assert "100 KiB GET c=16 vs Flask ceiling" in result.stdout
+
+
+def test_s3_limit_benchmark_reports_every_measure(tmp_path, seaweed):
+    """bench/s3.py on tiny sizes against the test SeaweedFS (credentials from the AWS variables,
+    as an operator would run it against their own store)."""
+    out = tmp_path / "s3.json"
+    env = {**os.environ, **seaweed.environment()}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.s3", "--chunks", "6", "--threads", "1,3", "--json", str(out)]
+        + ["--endpoint", seaweed.endpoint, "--bucket", seaweed.bucket],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    measures = [
+        f"{kind}_x{t}" for t in (1, 3) for kind in ("raw_put", "raw_get", "store_put", "store_reput", "store_get")
+    ]
+    assert sorted(k for k in figures if k.endswith(("x1", "x3"))) == sorted(measures)
+    for name in measures:
+        assert figures[name]["MiB_per_s"] > 0 and figures[name]["p50_ms"] > 0, name
+        assert name in result.stdout

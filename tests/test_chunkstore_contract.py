@@ -14,19 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from imagerepo.chunkstore import ChunkFile, ChunkMissing, LocalChunkStore
+from imagerepo.chunkstore import ChunkFile, ChunkMissing, LocalChunkStore, StagingArea
 
 
-def _local(tmp_path: Path) -> LocalChunkStore:
+def _local(tmp_path: Path, request=None) -> LocalChunkStore:
     return LocalChunkStore(tmp_path / "blobs", fsync=True)
 
 
-STORE_FACTORIES = {"local": _local}
+def _s3(tmp_path: Path, request):
+    # A real SeaweedFS, started once per run (tests/seaweed.py), a fresh key prefix per test.
+    return request.getfixturevalue("s3_store")
+
+
+STORE_FACTORIES = {"local": _local, "s3": _s3}
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store(request, tmp_path):
-    return STORE_FACTORIES[request.param](tmp_path)
+    return STORE_FACTORIES[request.param](tmp_path, request)
 
 
 def chunk(seed: int, size: int = 5000) -> tuple[str, bytes]:
@@ -193,7 +198,7 @@ def test_a_staging_area_lock_is_seen_by_another_process(store, tmp_path):
 
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_hold_staging_area, args=(str(store.root), ready, release))
+    child = ctx.Process(target=_hold_staging_area, args=(str(store.staging_dir), ready, release))
     child.start()
     try:
         assert ready.wait(30)
@@ -208,9 +213,8 @@ def test_a_staging_area_lock_is_seen_by_another_process(store, tmp_path):
     assert list(store.staging_dir.iterdir()) == []
 
 
-def _hold_staging_area(root: str, ready, release) -> None:
-    store = LocalChunkStore(Path(root))
-    area = store.new_staging_area()
+def _hold_staging_area(staging_dir: str, ready, release) -> None:
+    area = StagingArea(Path(staging_dir))
     handle, _ = area.new_file()
     with handle:
         handle.write(b"held by another process")

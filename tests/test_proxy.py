@@ -33,11 +33,11 @@ def _guess(client, image, client_address: str, peer: str = NGINX, key: str = "gu
 def test_wrong_keys_are_counted_per_real_client_behind_the_proxy(behind_proxy):
     _, client, _, image = behind_proxy
     for _ in range(2):
-        assert_error(_guess(client, image, "203.0.113.7"), 403, "wrong_access_key")
+        assert_error(_guess(client, image, "203.0.113.7"), 404, "not_found")
     assert_error(_guess(client, image, "203.0.113.7"), 429, "too_many_attempts")
     # Everyone else comes through the same proxy address and is not locked out with the guesser.
     assert _guess(client, image, "198.51.100.20", key="right-key").status_code == 200
-    assert_error(_guess(client, image, "198.51.100.20"), 403, "wrong_access_key")
+    assert_error(_guess(client, image, "198.51.100.20"), 404, "not_found")
     # The proxy appends the peer it saw: a client-supplied entry before it changes nothing.
     assert_error(_guess(client, image, "198.51.100.99, 203.0.113.7", key="right-key"), 429)
 
@@ -46,7 +46,7 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(behind_proxy):
     _, client, _, image = behind_proxy
     # A client reaching the app directly cannot pick a fresh address per guess.
     for n in range(2):
-        assert_error(_guess(client, image, f"192.0.2.{n}", peer="10.20.30.40"), 403)
+        assert_error(_guess(client, image, f"192.0.2.{n}", peer="10.20.30.40"), 404)
     assert_error(_guess(client, image, "192.0.2.99", peer="10.20.30.40"), 429)
 
 
@@ -67,7 +67,7 @@ def test_without_hops_the_header_is_ignored(config):
     alice_h = quick_user(application, "alice")["headers"]
     image = uploaded(client, alice_h, image_bytes(color="red"), isPrivate="1", accessKey="right-key")
     try:
-        assert_error(_guess(client, image, "203.0.113.1"), 403)
+        assert_error(_guess(client, image, "203.0.113.1"), 404)
         assert_error(_guess(client, image, "203.0.113.2"), 429)
     finally:
         application.extensions["imagerepo"].db.close()
