@@ -12,11 +12,13 @@ LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-h
 .PHONY: run serve nginx test bench clean-db lock wheel
 
 # The venv gets exactly what requirements.txt (the lock of every extra) says, then the package
-# itself in editable mode (the imagerepo and imagerepo-client commands).
+# itself in editable mode (the imagerepo and imagerepo-client commands). Compiled as pip would:
+# uv does not by default, and with PYTHONDONTWRITEBYTECODE set every process (each gunicorn
+# worker, CLI command, spawned test child) would compile its imports from source again.
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip sync --quiet --python $(PY) --require-hashes requirements.txt
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) --require-hashes requirements.txt
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
