@@ -63,6 +63,7 @@ function card(image) {
 async function loadPage() {
   if (loading || exhausted) return;
   loading = true;
+  grid.setAttribute("aria-busy", "true");
   const mine = generation;
   const filters = filtersFromLocation();
   status.textContent = "Loading…";
@@ -87,6 +88,7 @@ async function loadPage() {
   } finally {
     if (mine === generation) {
       loading = false;
+      grid.setAttribute("aria-busy", "false");
       more.hidden = exhausted;
       // The observer fires on changes only: a page too short to push the button out of
       // reach needs the next page now.
@@ -118,7 +120,7 @@ function applyFilters(filters) {
 
 async function loadTagOptions() {
   const response = await api("/tags?limit=100");
-  if (!response.ok) return;
+  if (!response.ok) { await response.text(); return; }
   const { tags } = await response.json();
   $("tag-options").replaceChildren(...tags.map((t) => el("option", { value: t.name })));
 }

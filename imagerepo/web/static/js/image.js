@@ -82,6 +82,15 @@ function renderShareLinks() {
 }
 
 async function load() {
+  view.setAttribute("aria-busy", "true");
+  try {
+    await fetchAndRender();
+  } finally {
+    view.setAttribute("aria-busy", "false");
+  }
+}
+
+async function fetchAndRender() {
   const headers = accessKey ? { "X-Access-Key": accessKey } : {};
   const response = await api(`/images/${imageId}`, { headers });
   const status = $("image-status");

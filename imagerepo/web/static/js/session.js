@@ -33,7 +33,8 @@ export function refreshAccess() {
       method: "POST",
       headers: { "X-CSRF-TOKEN": readCookie(REFRESH_CSRF) || "" },
     })
-      .then((r) => r.ok)
+      // Read the body even though only the status matters: an unread body keeps the request open.
+      .then(async (r) => { await r.text(); return r.ok; })
       .catch(() => false)
       .finally(() => { refreshing = null; });
   }
@@ -62,6 +63,7 @@ export async function api(path, { method = "GET", json, headers = {} } = {}) {
   await ensureFreshAccess();
   let response = await send();
   if (response.status === 401 && readCookie(REFRESH_CSRF) !== null) {
+    await response.text();
     if (await refreshAccess()) response = await send();
     else await endSession();
   }
@@ -102,6 +104,7 @@ export async function logIn(username, password) {
     body: JSON.stringify({ username, password }),
   });
   if (!response.ok) return errorMessage(response);
+  await response.text();
   await loadUser();
   return null;
 }
@@ -110,7 +113,7 @@ export async function logIn(username, password) {
 export async function endSession() {
   const token = readCookie(ACCESS_CSRF) || readCookie(REFRESH_CSRF) || "";
   try {
-    await fetch("/web/session", { method: "DELETE", headers: { "X-CSRF-TOKEN": token } });
+    await (await fetch("/web/session", { method: "DELETE", headers: { "X-CSRF-TOKEN": token } })).text();
   } catch (_) { /* offline: the cookies expire by themselves */ }
   setUser(null);
 }
@@ -185,6 +188,7 @@ function bindAccount() {
       body: JSON.stringify({ name, email, password }),
     });
     if (!response.ok) return errorMessage(response);
+    await response.text();
     const problem = await logIn(name, password);
     if (!problem) flash(`Welcome, ${user.name}. Your account is ready.`);
     return problem;
