@@ -96,7 +96,9 @@ def test_cookie_changes_without_csrf_header_are_refused(app, browser):
     image = upload(browser, csrf(browser), image_bytes(), "mine.png").get_json()
     before = image_count(app)
     assert_error(upload(browser, {}, image_bytes(color="blue"), "forged.png"), 403, "csrf_failed")
-    assert_error(upload(browser, {"X-CSRF-TOKEN": "guess"}, image_bytes(color="blue"), "forged.png"), 403, "csrf_failed")
+    assert_error(
+        upload(browser, {"X-CSRF-TOKEN": "guess"}, image_bytes(color="blue"), "forged.png"), 403, "csrf_failed"
+    )
     raw = browser.post("/images/raw?name=forged.png", data=image_bytes(color="green"))
     assert_error(raw, 403, "csrf_failed")
     assert image_count(app) == before

@@ -14,9 +14,7 @@ from flask import Blueprint, abort, current_app, render_template, send_from_dire
 
 from ..context import services
 
-bp = Blueprint(
-    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/web/static"
-)
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/web/static")
 
 STATIC_DIR = Path(__file__).parent / "static"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 
+import jwt
 from flask import Blueprint, current_app, jsonify, request
 from flask_jwt_extended import (
     decode_token,
@@ -22,7 +23,7 @@ from flask_jwt_extended import (
     set_refresh_cookies,
     unset_jwt_cookies,
 )
-from flask_jwt_extended.exceptions import CSRFError
+from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 
 from .. import auth
 from ..context import services
@@ -85,7 +86,7 @@ def _cookie_claims(name: str) -> dict | None:
         return None
     try:
         return decode_token(token)
-    except Exception:  # expired, forged, malformed: nothing to revoke
+    except (jwt.PyJWTError, JWTExtendedException):  # expired, forged, malformed: nothing to revoke
         return None
 
 
@@ -94,7 +95,10 @@ def log_out():
     config = current_app.config
     held = [
         claims
-        for claims in (_cookie_claims(config["JWT_ACCESS_COOKIE_NAME"]), _cookie_claims(config["JWT_REFRESH_COOKIE_NAME"]))
+        for claims in (
+            _cookie_claims(config["JWT_ACCESS_COOKIE_NAME"]),
+            _cookie_claims(config["JWT_REFRESH_COOKIE_NAME"]),
+        )
         if claims
     ]
     if held:

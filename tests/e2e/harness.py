@@ -110,7 +110,7 @@ class Tab:
 @pytest.fixture(scope="session")
 def chromium():
     script = Path(__file__).parent / "ensure_chromium.sh"
-    result = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(["sh", str(script)], check=False, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         pytest.fail(f"Chromium is needed for the browser tests and could not be installed:\n{result.stderr}")
     from playwright.sync_api import sync_playwright

@@ -20,11 +20,11 @@ from psycopg import conninfo, sql
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from harness import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
-from live_server import LiveServer  # noqa: E402
+from harness import CHROMIUM, CHROMIUM_FLAGS
+from live_server import LiveServer
 
-from imagerepo.config import PROJECT_ROOT  # noqa: E402
-from imagerepo.db import apply_schema  # noqa: E402
+from imagerepo.config import PROJECT_ROOT
+from imagerepo.db import apply_schema
 
 OUT = PROJECT_ROOT / "gallery.png"
 
@@ -41,7 +41,9 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": url, "IMAGEREPO_BLOB_DIR": str(blobs)}
         subprocess.run(
             [sys.executable, "-m", "imagerepo", "seed-demo", "--users", "2", "--images", "14", "--seed", "7"],
-            env=env, check=True, stdout=subprocess.DEVNULL,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         server = LiveServer(url, blobs).start()
         try:

@@ -100,12 +100,13 @@ def test_a_forged_cross_origin_post_cannot_upload_change_or_delete(
     requests.post(
         base + "/register", json={"name": name, "email": f"{name}@example.com", "password": PASSWORD}, timeout=30
     ).raise_for_status()
-    api = {"Authorization": "Bearer " + requests.post(
-        base + "/login", json={"username": name, "password": PASSWORD}, timeout=30
-    ).json()["access_token"]}
-    image = requests.post(
-        base + "/images", headers=api, files={"file": ("mine.png", png_bytes())}, timeout=30
-    ).json()
+    api = {
+        "Authorization": "Bearer "
+        + requests.post(base + "/login", json={"username": name, "password": PASSWORD}, timeout=30).json()[
+            "access_token"
+        ]
+    }
+    image = requests.post(base + "/images", headers=api, files={"file": ("mine.png", png_bytes())}, timeout=30).json()
 
     victim = open_tab(name)
     victim.page.context.request.post(

@@ -8,9 +8,11 @@ from harness import sign_up
 
 def execute(page, method: str, path: str) -> str:
     """Expand an operation, try it out, execute it; the live response's status code."""
-    block = page.locator(".opblock").filter(
-        has=page.locator(".opblock-summary-method", has_text=method)
-    ).filter(has=page.locator(f".opblock-summary-path[data-path='{path}']"))
+    block = (
+        page.locator(".opblock")
+        .filter(has=page.locator(".opblock-summary-method", has_text=method))
+        .filter(has=page.locator(f".opblock-summary-path[data-path='{path}']"))
+    )
     block.locator(".opblock-summary").click()
     block.get_by_role("button", name="Try it out").click()
     block.get_by_role("button", name="Execute").click()
@@ -33,7 +35,10 @@ def test_swagger_ui_renders_and_tries_requests(gallery_server, open_tab):
     sign_up(tab, base, "docsreader")
     tab.goto(base + "/docs")
     assert execute(page, "GET", "/me") == "200"
-    assert '"name": "docsreader"' in page.locator(".live-responses-table tr.response .response-col_description").first.inner_text()
+    assert (
+        '"name": "docsreader"'
+        in page.locator(".live-responses-table tr.response .response-col_description").first.inner_text()
+    )
     # A change from the docs page carries the CSRF header: the API's logout revokes the token.
     assert execute(page, "POST", "/logout") == "200"
     tab.shot("docs-try-it")

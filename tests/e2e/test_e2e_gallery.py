@@ -5,7 +5,6 @@ delete. Every page must stay free of console errors and CSP violations (see conf
 
 from __future__ import annotations
 
-import io
 import os
 import re
 
@@ -66,7 +65,10 @@ def test_gallery_flow(gallery_server, open_tab, tmp_path):
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
     )
     page.locator(".upload-item.done").nth(1).wait_for()
-    rows = {name: page.locator(".upload-item", has_text=name) for name in ("sunset.png", "harbour.jpg", "notes.png", "huge.bmp")}
+    rows = {
+        name: page.locator(".upload-item", has_text=name)
+        for name in ("sunset.png", "harbour.jpg", "notes.png", "huge.bmp")
+    }
     for name in ("sunset.png", "harbour.jpg"):
         assert rows[name].locator("progress").evaluate("p => p.value") == 100
         assert "Uploaded" in rows[name].inner_text()
@@ -94,7 +96,9 @@ def test_gallery_flow(gallery_server, open_tab, tmp_path):
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/view/{sunset}")
     page.locator("#image-view").wait_for()
-    page.wait_for_function("() => { const i = document.getElementById('image-full'); return i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.getElementById('image-full'); return i.complete && i.naturalWidth > 0; }"
+    )
     page.get_by_label("Edit tags").fill("Sunset,  Beach ")
     page.get_by_role("button", name="Save tags").click()
     page.locator("#tag-list").filter(has_text="sunset").wait_for()
@@ -144,7 +148,9 @@ def test_gallery_flow(gallery_server, open_tab, tmp_path):
         bob.page.locator("#image-status").filter(has_text="access key is wrong").wait_for()
     bob.goto(key_link)
     bob.page.locator("#image-view").wait_for()
-    bob.page.wait_for_function("() => { const i = document.getElementById('image-full'); return i.complete && i.naturalWidth > 0; }")
+    bob.page.wait_for_function(
+        "() => { const i = document.getElementById('image-full'); return i.complete && i.naturalWidth > 0; }"
+    )
     assert bob.page.locator("#owner-panel").is_hidden() and bob.page.locator("#tags-form").is_hidden()
     assert "accesskey=" in bob.page.locator("#download").get_attribute("href")
     bob.shot("private-with-key")

@@ -60,6 +60,13 @@ function card(image) {
     link, el("div", { class: "card-meta" }, el("span", { class: "card-name" }, image.name), badges), tags);
 }
 
+function showCount(filters) {
+  const count = grid.children.length;
+  status.textContent = count === 0
+    ? (filters.q || filters.tag || filters.mine ? "No image matches these filters." : "No images yet.")
+    : `${count} image${count === 1 ? "" : "s"}${exhausted ? "" : " so far"}.`;
+}
+
 async function loadPage() {
   if (loading || exhausted) return;
   loading = true;
@@ -79,10 +86,7 @@ async function loadPage() {
     grid.append(...page.images.map(card));
     cursor = page.nextCursor;
     exhausted = !cursor;
-    const count = grid.children.length;
-    status.textContent = count === 0
-      ? (filters.q || filters.tag || filters.mine ? "No image matches these filters." : "No images yet.")
-      : `${count} image${count === 1 ? "" : "s"}${exhausted ? "" : " so far"}.`;
+    showCount(filters);
   } catch (err) {
     if (mine === generation) { status.textContent = `Could not list images: ${err.message}`; exhausted = true; }
   } finally {
@@ -152,7 +156,7 @@ function bindUploads() {
     const filters = filtersFromLocation();
     if (!filters.q && !filters.tag) {
       grid.prepend(card(image));
-      status.textContent = `${grid.children.length} images.`;
+      showCount(filters);
     }
   };
   input.addEventListener("change", () => {
