@@ -96,11 +96,11 @@ class Tab:
             region = "image-view" if path.startswith("/view/") else "grid"
             self.page.wait_for_function(_DRAWN, arg=region)
 
-    def shot(self, label: str) -> Path:
+    def shot(self, label: str, full_page: bool = True) -> Path:
         self._shots += 1
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{self.name}-{self._shots:02d}-{label}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     def check(self) -> None:

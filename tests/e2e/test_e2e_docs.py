@@ -29,7 +29,7 @@ def test_swagger_ui_renders_and_tries_requests(gallery_server, open_tab):
     assert page.locator(".opblock").count() > 20  # every documented operation
     assert page.get_by_role("link", name="/openapi.json").first.is_visible()
     assert execute(page, "GET", "/healthz") == "200"
-    tab.shot("docs")
+    tab.shot("docs", full_page=False)  # the whole document is ~6000 px tall
 
     # Logged in through the gallery, "Try it out" rides on the session cookie.
     sign_up(tab, base, "docsreader")
@@ -41,4 +41,4 @@ def test_swagger_ui_renders_and_tries_requests(gallery_server, open_tab):
     )
     # A change from the docs page carries the CSRF header: the API's logout revokes the token.
     assert execute(page, "POST", "/logout") == "200"
-    tab.shot("docs-try-it")
+    tab.shot("docs-try-it", full_page=False)
