@@ -242,4 +242,9 @@ def init_jwt(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf_failed(err):
         # A valid session cookie on a request that did not come from our own pages.
-        return error_response(403, "csrf_failed", f"{err}: send the csrf_access_token cookie in X-CSRF-TOKEN")
+        return error_response(
+            403,
+            "csrf_failed",
+            f"{err}: send the csrf_access_token cookie's value (csrf_refresh_token's to /web/session/refresh)"
+            " in X-CSRF-TOKEN",
+        )
