@@ -18,6 +18,7 @@ run: $(VENV)/.installed
 	$(PY) run_dev_server.py
 
 test: $(VENV)/.installed
+	sh tests/e2e/ensure_chromium.sh  # the browser tests' Chromium (Debian package), when missing
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

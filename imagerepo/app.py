@@ -28,7 +28,7 @@ def create_app(config: Config | None = None) -> Flask:
     services = Services(config=config, db=database)
     app.extensions["imagerepo"] = services
 
-    from . import admin, audit, auth, docs, health, images, tags
+    from . import admin, audit, auth, docs, health, images, tags, web
     from .blobstore import BlobStore
 
     services.blobs = BlobStore.for_config(config, database, images.OBJECT_REFERENCES_SQL)
@@ -41,6 +41,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(docs.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(admin.bp)
+    web.init_web(app)  # the gallery, /docs and the browser's cookie session
     audit.init_audit(app)
     register_error_handlers(app)
 

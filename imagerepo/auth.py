@@ -19,6 +19,7 @@ from flask_jwt_extended import (
     get_jwt_identity,
     jwt_required,
 )
+from flask_jwt_extended.exceptions import CSRFError
 from pydantic_core import PydanticCustomError
 
 from . import login_limits, names, passwords
@@ -211,18 +212,22 @@ def refresh():
 @jwt_required(verify_type=False)
 @api(response=LogoutOut, summary="Revoke the token sent (access or refresh)")
 def logout():
-    claims = get_jwt()
+    revoke_token(services().db, get_jwt())
+    return LogoutOut()
+
+
+def revoke_token(db, claims: dict) -> None:
+    """Refuse this token from now on (logout here, and the gallery's cookie logout)."""
     # A refresh token's entry must outlive it by one access-token lifetime: an access token it
     # minted just before it expired is still alive and still names it.
     outlives = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() if claims.get("type") == "refresh" else 0
-    with services().db.transaction() as conn:
+    with db.transaction() as conn:
         conn.execute(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES (%s, to_timestamp(%s)) ON CONFLICT DO NOTHING",
             (claims["jti"], claims["exp"] + outlives),
         )
         # Dead tokens need no blocklist entry; prune as we go instead of a cron job.
         conn.execute("DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'")
-    return LogoutOut()
 
 
 @bp.get("/me")
@@ -241,7 +246,20 @@ def init_jwt(app: Flask) -> None:
         JWT_SECRET_KEY=config.jwt_secret,
         JWT_ALGORITHM="HS256",
         JWT_DECODE_ALGORITHMS=["HS256"],
-        JWT_TOKEN_LOCATION=["headers"],
+        # API clients send `Authorization: Bearer`; browsers (the gallery, imagerepo/web) hold the
+        # tokens in HttpOnly cookies set by /web/session. A bearer header wins when both are sent,
+        # and needs no CSRF token; a cookie-authenticated POST/PUT/PATCH/DELETE must echo the
+        # csrf_access_token cookie in X-CSRF-TOKEN (double submit), which another site cannot read.
+        JWT_TOKEN_LOCATION=["headers", "cookies"],
+        JWT_COOKIE_CSRF_PROTECT=True,
+        # Strict: no cookie on any request another site starts; the gallery's pages are the same
+        # for everyone (the data comes from same-site API calls), so nothing is lost by it.
+        JWT_COOKIE_SAMESITE="Strict",
+        JWT_COOKIE_SECURE=config.env == "production",
+        # Cookies expire with their tokens (web sets max_age), so a browser never sends a dead one.
+        JWT_SESSION_COOKIE=False,
+        # The refresh token travels only to the session routes (refresh, logout), nowhere else.
+        JWT_REFRESH_COOKIE_PATH="/web/session",
         JWT_ACCESS_TOKEN_EXPIRES=dt.timedelta(minutes=config.access_token_minutes),
         JWT_REFRESH_TOKEN_EXPIRES=dt.timedelta(days=config.refresh_token_days),
         JWT_ERROR_MESSAGE_KEY="message",
@@ -281,3 +299,13 @@ def init_jwt(app: Flask) -> None:
     jwt.needs_fresh_token_loader(lambda _h, _p: unauthorized("a fresh token is required"))
     jwt.token_verification_failed_loader(lambda _h, _p: unauthorized("token verification failed"))
     jwt.user_lookup_error_loader(lambda _h, _p: unauthorized("unknown user"))
+
+    @app.errorhandler(CSRFError)
+    def _csrf_failed(err):
+        # A valid session cookie on a request that did not come from our own pages.
+        return error_response(
+            403,
+            "csrf_failed",
+            f"{err}: send the csrf_access_token cookie's value (csrf_refresh_token's to /web/session/refresh)"
+            " in X-CSRF-TOKEN",
+        )

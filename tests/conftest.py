@@ -18,6 +18,9 @@ from imagerepo import create_app, pgembed
 from imagerepo.config import Config
 from imagerepo.db import apply_schema
 
+# The browser tests' fixtures (chromium, gallery_server, open_tab), shared by tests/e2e/*.
+pytest_plugins = ["e2e.harness"]
+
 
 @contextlib.contextmanager
 def _embedded_test_server(database: str):
@@ -86,8 +89,8 @@ def database_url():
                 _drop_embedded(url, database)
 
 
-@pytest.fixture
-def clean_db(database_url):
+def truncate_all(database_url: str) -> None:
+    """Empty every table but the migration record."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         tables = [
             r[0]
@@ -100,6 +103,11 @@ def clean_db(database_url):
                 sql.SQL(", ").join(sql.Identifier(t) for t in tables)
             )
         )
+
+
+@pytest.fixture
+def clean_db(database_url):
+    truncate_all(database_url)
     return database_url
 
 
