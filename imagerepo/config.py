@@ -93,6 +93,9 @@ class Config:
     # Bearer token a Prometheus scraper sends for /metrics (admins' JWTs work too). The
     # counters reveal whether an upload was deduplicated, so they are not public.
     metrics_token: str = ""
+    # gunicorn (imagerepo.serving): longest wait for the next byte of a request's headers or
+    # body before the thread is freed (408 for a body), so stalled clients cannot hold them all.
+    read_timeout_seconds: int = 30
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
@@ -131,4 +134,5 @@ class Config:
             ),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
+            read_timeout_seconds=_int(env, "IMAGEREPO_READ_TIMEOUT_SECONDS", cls.read_timeout_seconds, 1),
         )
