@@ -1,6 +1,7 @@
 """Where chunk bytes live. The narrow interface every backend implements:
 
-    put(digest, data) -> bool      store bytes (or a staged file) under their digest; False if present
+    put(digest, data) -> bool      store bytes (or a staged file) under their digest; False if the
+                                   right bytes were there already (a wrong file is replaced)
     get(digest) -> bytes           raise ChunkMissing when absent; no verification here
     exists(digest) -> bool
     delete(digest) -> bool         False if it was already gone
@@ -11,6 +12,13 @@ plus the staging area uploads write into before anything is committed (`new_stag
 like git's objects: `root/ab/cd/abcd…`, written to a temp file, fsynced, renamed into place,
 so a reader never sees a partial chunk. An object-storage backend (S3) would implement the
 same methods; nothing above this module knows about paths.
+
+A file already at a chunk's final path is only kept when it holds the right bytes: its size is
+checked always, its SHA-256 unless this process has written or verified that very file (same
+inode, size and mtime) before. A crash with IMAGEREPO_FSYNC=0 can leave a zero-length or
+truncated file, a disk a flipped bit; an upload that brings the right bytes replaces such a
+file atomically instead of adopting it. Every fan-out directory created is made durable in its
+parent (one fsync of the parent per new directory) before a chunk is published in it.
 
 Staging: each upload gets its own directory under `root/tmp/`, held with an exclusive
 flock(2) for as long as its owner lives. The kernel drops the lock when the owner exits, however
@@ -23,17 +31,26 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from cachetools import LRUCache
+
+log = logging.getLogger(__name__)
+
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 STAGING = "tmp"
+# Chunk files this process wrote or verified, by digest: (inode, size, mtime_ns) then.
+_KNOWN_GOOD_ENTRIES = 16_384
 
 
 class ChunkMissing(LookupError):
@@ -114,7 +131,10 @@ class LocalChunkStore:
         self.root = Path(root)
         self.fsync = fsync
         self.staging_dir = self.root / STAGING
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        _ensure_dir(self.root, fsync)
+        self.staging_dir.mkdir(exist_ok=True)  # staged files need no durability
+        self._known_good: LRUCache = LRUCache(_KNOWN_GOOD_ENTRIES)
+        self._known_good_lock = threading.Lock()
 
     def path_for(self, digest: str) -> Path:
         _check_digest(digest)
@@ -145,13 +165,17 @@ class LocalChunkStore:
 
     # -- the interface -------------------------------------------------------------------
     def put(self, digest: str, data: bytes | Path) -> bool:
-        """Make `digest` present. `data` is bytes, or a staged file that is moved (not copied)."""
+        """Make `digest` present with the right bytes. `data` is bytes, or a staged file that is
+        moved (not copied); either must hold exactly the bytes `digest` names. Returns False
+        when the right file was already there, True when a file was written (new, or replacing
+        a wrong one)."""
         final = self.path_for(digest)
-        if final.exists():
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        if self._holds(final, digest, size):
             if isinstance(data, Path):
                 data.unlink(missing_ok=True)
             return False
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_dir(final.parent, self.fsync)
         if isinstance(data, Path):
             staged = data
             if self.fsync:
@@ -161,19 +185,47 @@ class LocalChunkStore:
                 finally:
                     os.close(fd)
             _publish(staged, final, self.fsync)
-            return True
-        area = self.new_staging_area()
-        try:
-            handle, staged = area.new_file()
-            with handle:
-                handle.write(data)
-                handle.flush()
-                if self.fsync:
-                    os.fsync(handle.fileno())
-            _publish(staged, final, self.fsync)
-        finally:
-            area.remove()
+        else:
+            area = self.new_staging_area()
+            try:
+                handle, staged = area.new_file()
+                with handle:
+                    handle.write(data)
+                    handle.flush()
+                    if self.fsync:
+                        os.fsync(handle.fileno())
+                _publish(staged, final, self.fsync)
+            finally:
+                area.remove()
+        self._remember_good(digest, os.stat(final))
         return True
+
+    def _holds(self, final: Path, digest: str, size: int) -> bool:
+        """Whether the file at `final` holds the `size` bytes that `digest` names."""
+        try:
+            st = os.stat(final)
+        except FileNotFoundError:
+            return False
+        if st.st_size != size:
+            log.warning("chunk %s had %d bytes on disk instead of %d; replaced", digest, st.st_size, size)
+            return False
+        with self._known_good_lock:
+            if self._known_good.get(digest) == (st.st_ino, st.st_size, st.st_mtime_ns):
+                return True
+        try:
+            with open(final, "rb") as handle:
+                actual = hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError:
+            return False  # deleted meanwhile: write it
+        if actual != digest:
+            log.warning("chunk %s had the wrong bytes on disk; replaced", digest)
+            return False
+        self._remember_good(digest, st)
+        return True
+
+    def _remember_good(self, digest: str, st: os.stat_result) -> None:
+        with self._known_good_lock:
+            self._known_good[digest] = (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def get(self, digest: str) -> bytes:
         try:
@@ -244,6 +296,25 @@ def _remove_abandoned_area(path: str) -> int:
         return removed
     finally:
         os.close(fd)  # after the removal, so a new owner cannot lock it half-emptied
+
+
+def _ensure_dir(path: Path, fsync: bool) -> None:
+    """Create `path` and its missing parents. Each directory created here is fsynced in its
+    parent before anything is published in it: a chunk row must never outlive, after a power
+    loss, the directory entry that leads to its file. One fsync per new directory, none when
+    it exists. A directory another thread or process creates at the same moment is fsynced in
+    its parent by both (neither may publish before the entry is durable). Left to the
+    filesystem: a put that finds a directory another process made a moment ago, before that
+    process's fsync returned (ext4 and XFS journal the mkdir before the file created in it)."""
+    if path.is_dir():
+        return
+    _ensure_dir(path.parent, fsync)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    if fsync:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(path: Path) -> None:
