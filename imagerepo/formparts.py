@@ -76,7 +76,9 @@ def parse(stream, boundary: bytes, stream_factory, budget: TextBudget = TextBudg
                         fields.append((part.name, b"".join(container).decode(charset_of(part.headers), "replace")))
                     else:
                         container.seek(0)
-                        files.append((part.name, FileStorage(container, part.filename, part.name, headers=part.headers)))
+                        files.append(
+                            (part.name, FileStorage(container, part.filename, part.name, headers=part.headers))
+                        )
             event = decoder.next_event()
         if not data:
             return MultiDict(fields), MultiDict(files)

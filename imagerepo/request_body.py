@@ -102,7 +102,7 @@ class CheckedInput:
             raise
         except TimeoutError:
             raise BodyStalled("no part of the request body arrived within the read timeout") from None
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - whatever the server's stream raises is about the body
             # gunicorn: NoMoreData (body cut short), InvalidChunkSize, ChunkMissingTerminator,
             # InvalidChunkExtension, connection resets; werkzeug's dev server: OSError/ValueError.
             raise _classified(err) from None

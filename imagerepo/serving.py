@@ -46,7 +46,7 @@ class _ReadTimeoutSocket(socket.socket):
     __slots__ = ("read_timeout", "stalled")
 
     @classmethod
-    def adopt(cls, sock: socket.socket, read_timeout: float) -> "_ReadTimeoutSocket":
+    def adopt(cls, sock: socket.socket, read_timeout: float) -> _ReadTimeoutSocket:
         blocking = sock.getblocking()
         adopted = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         adopted.read_timeout = read_timeout

@@ -57,7 +57,14 @@ class LiveServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self.wrapper
-            + [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "imagerepo:create_app()"],
+            + [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(PROJECT_ROOT / "gunicorn.conf.py"),
+                "imagerepo:create_app()",
+            ],
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=log,

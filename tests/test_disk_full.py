@@ -14,7 +14,8 @@ import requests
 from http_helpers import MULTIPART_TYPE, bmp_bytes, multipart, signup
 from live_server import LiveServer
 
-TMPFS = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", 'mount -t tmpfs -o size=3m tmpfs "$0" && exec "$@"']
+MOUNT_TMPFS = 'mount -t tmpfs -o size=3m tmpfs "$0" && exec "$@"'
+TMPFS = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", MOUNT_TMPFS]
 
 
 @pytest.fixture
