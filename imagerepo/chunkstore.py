@@ -5,6 +5,7 @@
     get(digest) -> bytes           raise ChunkMissing when absent; no verification here
     exists(digest) -> bool
     delete(digest) -> bool         False if it was already gone
+    quarantine(digest, size) -> bool   move a wrong file aside (for fsck --repair); False if right
     iterate() -> ChunkFile...      every stored chunk (digest, size, mtime)
 
 plus the staging area uploads write into before anything is committed (`new_staging_area`,
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 STAGING = "tmp"
+# Wrong chunk files moved aside by `quarantine`, kept for inspection (never read or listed).
+QUARANTINE = "quarantine"
 # Chunk files this process wrote or verified, by digest: (inode, size, mtime_ns) then.
 _KNOWN_GOOD_ENTRIES = 16_384
 
@@ -69,6 +72,7 @@ class ChunkStore(Protocol):
     def get(self, digest: str) -> bytes: ...
     def exists(self, digest: str) -> bool: ...
     def delete(self, digest: str) -> bool: ...
+    def quarantine(self, digest: str, size: int) -> bool: ...
     def iterate(self) -> Iterator[ChunkFile]: ...
     def new_staging_area(self) -> "StagingArea": ...
     def sweep_staging(self, older_than_seconds: float) -> int: ...
@@ -200,7 +204,7 @@ class LocalChunkStore:
         self._remember_good(digest, os.stat(final))
         return True
 
-    def _holds(self, final: Path, digest: str, size: int) -> bool:
+    def _holds(self, final: Path, digest: str, size: int, trust_known: bool = True) -> bool:
         """Whether the file at `final` holds the `size` bytes that `digest` names."""
         try:
             st = os.stat(final)
@@ -210,7 +214,7 @@ class LocalChunkStore:
             log.warning("chunk %s had %d bytes on disk instead of %d; replaced", digest, st.st_size, size)
             return False
         with self._known_good_lock:
-            if self._known_good.get(digest) == (st.st_ino, st.st_size, st.st_mtime_ns):
+            if trust_known and self._known_good.get(digest) == (st.st_ino, st.st_size, st.st_mtime_ns):
                 return True
         try:
             with open(final, "rb") as handle:
@@ -243,6 +247,30 @@ class LocalChunkStore:
             return True
         except FileNotFoundError:
             return False
+
+    def quarantine(self, digest: str, size: int) -> bool:
+        """Move the file at `digest`'s final path aside if it does not hold the `size` bytes
+        `digest` names (checked again here, so a file a put has just replaced is left alone).
+        True if a file was moved. The chunk then reads as missing, and the next upload of those
+        bytes writes it again. The caller keeps concurrent puts of this digest out meanwhile
+        (the blob store holds the chunk's row lock)."""
+        final = self.path_for(digest)
+        # Always read: whoever asks has just seen these bytes fail, whatever this process knew.
+        if not final.exists() or self._holds(final, digest, size, trust_known=False):
+            return False
+        aside = self.root / QUARANTINE
+        _ensure_dir(aside, self.fsync)
+        try:
+            os.replace(final, aside / f"{digest}.{time.time_ns()}")
+        except FileNotFoundError:
+            return False
+        with self._known_good_lock:
+            self._known_good.pop(digest, None)
+        if self.fsync:
+            _fsync_dir(final.parent)
+            _fsync_dir(aside)
+        log.warning("chunk %s held the wrong bytes; moved to %s", digest, aside)
+        return True
 
     def iterate(self) -> Iterator[ChunkFile]:
         for level1 in sorted(_subdirs(self.root)):
@@ -299,13 +327,11 @@ def _remove_abandoned_area(path: str) -> int:
 
 
 def _ensure_dir(path: Path, fsync: bool) -> None:
-    """Create `path` and its missing parents. Each directory created here is fsynced in its
-    parent before anything is published in it: a chunk row must never outlive, after a power
-    loss, the directory entry that leads to its file. One fsync per new directory, none when
-    it exists. A directory another thread or process creates at the same moment is fsynced in
-    its parent by both (neither may publish before the entry is durable). Left to the
-    filesystem: a put that finds a directory another process made a moment ago, before that
-    process's fsync returned (ext4 and XFS journal the mkdir before the file created in it)."""
+    """Create `path` and its missing parents, each fsynced in its parent before anything is
+    published in it (a chunk row must not outlive, after a power loss, the entry leading to its
+    file): one fsync per new directory. A directory raced into existence is fsynced by both
+    racers. Left to the filesystem: a put that finds a directory made by another process a moment
+    ago, before its fsync returned (ext4 and XFS journal the mkdir before the file made in it)."""
     if path.is_dir():
         return
     _ensure_dir(path.parent, fsync)

@@ -381,3 +381,35 @@ def test_local_each_new_fan_out_directory_is_fsynced_in_its_parent_once(tmp_path
     cousin, cousin_data = _chunk_where(lambda d: d[:2] == first[:2] and d[2:4] != first[2:4])  # new `ab/ef`
     assert store.put(cousin, cousin_data) is True
     assert [p for p in synced if p.is_dir()] == [level1, level1 / cousin[2:4]]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_local_quarantine_moves_a_wrong_file_aside_and_keeps_a_right_one(tmp_path, how):
+    store = _local(tmp_path)
+    digest, data = chunk(31)
+    store.put(digest, data)
+    assert store.quarantine(digest, len(data)) is False, "a right file stays"
+    assert store.get(digest) == data
+    final = store.path_for(digest)
+    _damage(final, how, data)
+    assert store.quarantine(digest, len(data)) is True
+    assert not store.exists(digest) and list(store.iterate()) == []
+    kept = list((store.root / "quarantine").iterdir())
+    assert len(kept) == 1 and kept[0].name.startswith(digest), "moved aside for inspection, not deleted"
+    assert store.quarantine(digest, len(data)) is False, "nothing left to move"
+    assert store.put(digest, data) is True and store.get(digest) == data
+
+
+def test_local_quarantine_reads_the_file_even_when_it_was_known_good(tmp_path):
+    """Bit rot changes neither inode, size nor mtime: quarantine must not trust what put knew."""
+    store = _local(tmp_path)
+    digest, data = chunk(32)
+    store.put(digest, data)
+    final = store.path_for(digest)
+    st = os.stat(final)
+    with open(final, "r+b") as handle:
+        handle.seek(7)
+        handle.write(bytes([data[7] ^ 0x10]))
+    os.utime(final, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert store.put(digest, data) is False, "put trusts a file it wrote and that looks unchanged"
+    assert store.quarantine(digest, len(data)) is True
