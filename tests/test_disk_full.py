@@ -1,11 +1,12 @@
 """A full disk, for real: the server runs with its chunk store on a 3 MiB tmpfs mounted in a
-mount namespace of its own (unshare(1); an unprivileged user namespace when not root), and
+mount namespace of its own (unshare(1); with a user namespace when not root), and
 uploads larger than the room left. The answer is 507 in the JSON shape, nothing staged stays,
 and the service goes on storing what fits."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ from http_helpers import MULTIPART_TYPE, bmp_bytes, multipart, signup
 from live_server import LiveServer
 
 MOUNT_TMPFS = 'mount -t tmpfs -o size=3m tmpfs "$0" && exec "$@"'
-TMPFS = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", MOUNT_TMPFS]
+# As root, a mount namespace is enough. Otherwise a user namespace too, where our uid is root;
+# not for root, whose uid 0 would then lose access to files of other users (the embedded
+# PostgreSQL's socket, owned by the user it runs as).
+NAMESPACES = ["--mount"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--mount"]
+TMPFS = ["unshare", *NAMESPACES, "sh", "-c", MOUNT_TMPFS]
 
 
 @pytest.fixture
