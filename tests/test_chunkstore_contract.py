@@ -255,7 +255,13 @@ def test_local_a_writer_killed_at_random_points_leaves_only_whole_chunks(tmp_pat
     for round_number in range(8):
         child = ctx.Process(target=_write_chunks_forever, args=(str(store.root), round_number))
         child.start()
-        time.sleep(0.3 + rng.random() * 0.4)
+        # The kill falls at a random point of the writing, however long the child took to start
+        # (a spawned interpreter takes ~0.6 s to import, several times that on a loaded machine).
+        ready = tmp_path / f"writer-{round_number}.ready"
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1 + rng.random() * 0.4)
         os.kill(child.pid, signal.SIGKILL)
         child.join(10)
     stored = list(store.iterate())
@@ -273,6 +279,7 @@ def test_local_a_writer_killed_at_random_points_leaves_only_whole_chunks(tmp_pat
 
 def _write_chunks_forever(root: str, round_number: int) -> None:
     store = LocalChunkStore(Path(root), fsync=False)
+    (Path(root).parent / f"writer-{round_number}.ready").touch()
     seed = round_number * 100000
     while True:
         seed += 1
