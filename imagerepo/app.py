@@ -7,12 +7,10 @@ import logging
 from flask import Flask
 
 from . import db as dbmod
+from . import request_body
 from .config import Config
 from .context import Services
 from .errors import register_error_handlers
-
-# Multipart framing around the file part: boundaries, headers and the small text fields.
-_MULTIPART_SLACK = 1024 * 1024
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -20,8 +18,8 @@ def create_app(config: Config | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
     app.json.sort_keys = False
-    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + _MULTIPART_SLACK
-    app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
+    # Every body is read through a checked stream, with a limit per route (small for JSON).
+    request_body.install(app, config.max_upload_bytes)
 
     database = dbmod.Database(dbmod.resolve_url(config), config.db_pool_min, config.db_pool_max)
     dbmod.apply_schema(database.url)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
+import psycopg
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+
+from .request_body import BodyError, BodyIncomplete, BodyMalformed, BodyStalled, BodyTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,21 @@ _HTTP_CODES = {
     429: "too_many_requests",
 }
 
+# The request layer's errors: the client sent a body that cannot be read as announced.
+_BODY_ERRORS = {
+    BodyIncomplete: (400, "incomplete_body"),
+    BodyMalformed: (400, "malformed_body"),
+    BodyStalled: (408, "request_timeout"),
+    BodyTooLarge: (413, "too_large"),
+}
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """The chunk store's filesystem (ENOSPC, or a quota) or PostgreSQL's disk is full."""
+    if isinstance(err, psycopg.errors.DiskFull):
+        return True
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
@@ -65,7 +84,17 @@ def register_error_handlers(app: Flask) -> None:
             message = "request body too large"
         return error_response(status, _HTTP_CODES.get(status, "http_error"), message, headers=headers)
 
+    @app.errorhandler(BodyError)
+    def _body_error(err: BodyError):
+        status, code = _BODY_ERRORS.get(type(err), (400, "bad_request"))
+        log.info("request body refused: %s", err)
+        return error_response(status, code, str(err))
+
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
+        if is_disk_full(err):
+            # Not a bug: what was staged for the request has been dropped on the way out.
+            log.error("storage full: %s", err)
+            return error_response(507, "insufficient_storage", "the server has no room to store this request")
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal server error")

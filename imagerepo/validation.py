@@ -25,8 +25,8 @@ import pydantic
 from flask import Flask, jsonify, request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
-from werkzeug.formparser import FormDataParser
 
+from . import formparts
 from .errors import ApiError
 
 
@@ -128,19 +128,16 @@ def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
     """Parse a multipart/form-data body (text and file parts) into `model`.
 
     Anything that is not well-formed multipart is a 400; werkzeug's silent mode would turn
-    a broken body into an empty form and blame a "missing field" instead."""
+    a broken body into an empty form and blame a "missing field" instead. Text parts are held
+    to `formparts.TextBudget` (413 past it)."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(400, "bad_request", "a multipart/form-data body is required")
-    parser = FormDataParser(
-        stream_factory=stream_factory,
-        max_form_memory_size=request.max_form_memory_size,
-        max_content_length=request.max_content_length,
-        max_form_parts=request.max_form_parts,
-        silent=False,
-    )
+    boundary = request.mimetype_params.get("boundary", "")
+    if not boundary:
+        raise ApiError(400, "bad_request", "malformed multipart body: no boundary in Content-Type")
     try:
-        _, form, files = parser.parse_from_environ(request.environ)
-    except ValueError as err:
+        form, files = formparts.parse(request.stream, boundary.encode("latin-1"), stream_factory)
+    except ValueError as err:  # UnicodeEncodeError too: a boundary must be ASCII
         raise ApiError(400, "bad_request", f"malformed multipart body: {err}") from None
     data = _multi_dict_to_plain(form, model)
     for key in files.keys():
