@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagerepo.chunkstore import ChunkFile, ChunkMissing, LocalChunkStore
+from imagerepo.blobstore.local import ChunkFile, ChunkMissing, LocalChunkStore
 
 
 def _local(tmp_path: Path) -> LocalChunkStore:

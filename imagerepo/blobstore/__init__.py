@@ -45,7 +45,7 @@ from typing import Callable, Iterator
 from cachetools import LRUCache
 
 from .cache import ChunkCache
-from .chunkstore import ChunkMissing, LocalChunkStore, StagingArea
+from .local import ChunkMissing, LocalChunkStore, StagingArea
 
 log = logging.getLogger(__name__)
 
