@@ -1,16 +1,8 @@
-"""Where chunk bytes live. The narrow interface every backend implements:
+"""Where chunk bytes live on a local disk: the `ChunkStore` contract (interface.py) on files.
 
-    put(digest, data) -> bool      store bytes (or a staged file) under their digest; False if present
-    get(digest) -> bytes           raise ChunkMissing when absent; no verification here
-    exists(digest) -> bool
-    delete(digest) -> bool         False if it was already gone
-    iterate() -> ChunkFile...      every stored chunk (digest, size, mtime)
-
-plus the staging area uploads write into before anything is committed (`new_staging_area`,
-`sweep_staging`). Digests are lowercase SHA-256 hex. The local-disk store lays chunks out
-like git's objects: `root/ab/cd/abcd…`, written to a temp file, fsynced, renamed into place,
-so a reader never sees a partial chunk. An object-storage backend (S3) would implement the
-same methods; nothing above this module knows about paths.
+The local-disk store lays chunks out like git's objects: `root/ab/cd/abcd…`, written to a temp
+file, fsynced, renamed into place, so a reader never sees a partial chunk. An object-storage
+backend (S3) implements the same contract; nothing above this module knows about paths.
 
 Staging: each upload gets its own directory under `root/tmp/`, held with an exclusive
 flock(2) for as long as its owner lives. The kernel drops the lock when the owner exits, however
@@ -21,7 +13,6 @@ once older than the grace period). Age alone cannot tell a slow upload from a de
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import os
 import re
@@ -29,32 +20,13 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+
+from .interface import ChunkFile, ChunkMissing, ChunkStore
 
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 STAGING = "tmp"
-
-
-class ChunkMissing(LookupError):
-    pass
-
-
-@dataclasses.dataclass(frozen=True)
-class ChunkFile:
-    digest: str
-    size: int
-    mtime: float
-
-
-class ChunkStore(Protocol):
-    def put(self, digest: str, data: bytes | Path) -> bool: ...
-    def get(self, digest: str) -> bytes: ...
-    def exists(self, digest: str) -> bool: ...
-    def delete(self, digest: str) -> bool: ...
-    def iterate(self) -> Iterator[ChunkFile]: ...
-    def new_staging_area(self) -> "StagingArea": ...
-    def sweep_staging(self, older_than_seconds: float) -> int: ...
 
 
 def _check_digest(digest: str) -> str:
@@ -103,10 +75,6 @@ class StagingArea:
         if self._release.alive:
             shutil.rmtree(self.path, ignore_errors=True)
             self._release()
-
-    @property
-    def active(self) -> bool:
-        return self._release.alive
 
 
 class LocalChunkStore:
@@ -185,6 +153,13 @@ class LocalChunkStore:
     def exists(self, digest: str) -> bool:
         return self.path_for(digest).is_file()
 
+    def stat(self, digest: str) -> ChunkFile:
+        try:
+            st = self.path_for(digest).stat()
+        except FileNotFoundError:
+            raise ChunkMissing(digest) from None
+        return ChunkFile(digest, st.st_size, st.st_mtime)
+
     def delete(self, digest: str) -> bool:
         try:
             os.unlink(self.path_for(digest))
@@ -252,3 +227,8 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Static conformance (restic's `var _ backend.Backend = &Local{}`): mypy fails here if
+# LocalChunkStore stops implementing the contract.
+_LOCAL_IS_A_CHUNK_STORE: type[ChunkStore] = LocalChunkStore
