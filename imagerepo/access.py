@@ -21,6 +21,7 @@ from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from .context import services
 from .errors import ApiError
+from .images.queries import find_image
 
 
 def token_required(view):
@@ -66,8 +67,6 @@ def _client() -> str:
 
 def visible_image(image_id: int, viewer: int | None, key: str | None):
     """The image row if `viewer` (None: anonymous) with `key` may see it; else the error."""
-    from .images import find_image
-
     db = services().db
     with db.read() as conn:  # the common case (public, or the owner) is this one statement
         row = find_image(conn, image_id)
@@ -124,8 +123,6 @@ def check_key(conn, row, key: str) -> bool:
 def owned_image(conn, image_id: int, owner: int):
     """The image row, locked for change, if `owner` owns it; 403 if it is someone else's public
     image, 404 if it is absent or someone else's private one."""
-    from .images import find_image
-
     row = find_image(conn, image_id, lock=True)
     if row is None or (row["owner_id"] != owner and row["is_private"]):
         raise _not_found()

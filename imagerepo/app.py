@@ -28,10 +28,13 @@ def create_app(config: Config | None = None) -> Flask:
     services = Services(config=config, db=database)
     app.extensions["imagerepo"] = services
 
-    from . import admin, audit, auth, docs, health, images, tags
+    from . import admin, audit, auth, docs, health
     from .blobstore import BlobStore
+    from .images import routes as images
+    from .images.queries import OBJECT_REFERENCES_SQL
+    from .tags import routes as tags
 
-    services.blobs = BlobStore.for_config(config, database, images.OBJECT_REFERENCES_SQL)
+    services.blobs = BlobStore.for_config(config, database, OBJECT_REFERENCES_SQL)
 
     auth.init_jwt(app)
     app.register_blueprint(auth.bp)

@@ -66,7 +66,7 @@ def _database(config: Config) -> dbmod.Database:
 
 def _blobstore(config: Config):
     from .blobstore import BlobStore
-    from .images import OBJECT_REFERENCES_SQL
+    from .images.queries import OBJECT_REFERENCES_SQL
 
     return BlobStore.for_config(config, _database(config), OBJECT_REFERENCES_SQL)
 

@@ -100,7 +100,7 @@ def seed_demo(
     """Create `users` demo accounts (demo1..demoN, password DEMO_PASSWORD; existing ones are
     reused) and `images` images spread over them. Returns counts."""
     from .context import services
-    from .images import create_image
+    from .images.service import create_image
 
     rng = random.Random(seed)
     progress = progress or (lambda *_: None)

@@ -13,7 +13,7 @@ import psycopg
 
 from imagerepo.blobstore import BlobStore, StoredObject
 from imagerepo.db import Database
-from imagerepo.images import OBJECT_REFERENCES_SQL
+from imagerepo.images.queries import OBJECT_REFERENCES_SQL
 
 SMALL_CHUNK = 4096
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from conftest import assert_error
-from imagerepo.tags import normalise_tag
+from imagerepo.tags.names import normalise_tag
 from imagesamples import image_bytes, quick_user, uploaded
 
 

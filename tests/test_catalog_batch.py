@@ -8,7 +8,8 @@ import io
 import pytest
 
 from conftest import assert_error, with_changes
-from imagerepo import create_app, images
+from imagerepo import create_app
+from imagerepo.images import upload as images
 from imagesamples import SVG, image_bytes, quick_user
 
 
