@@ -4,11 +4,14 @@ Rules:
   * the owner always;
   * anyone (anonymous too) for a public image;
   * someone else's private image only with its access key (`?accesskey=` or `X-Access-Key`),
-    compared in constant time. No key -> 404, so its existence is not revealed; a wrong key ->
-    403; more than `access_key_max_failures` wrong keys for one image from one client address
-    within `access_key_window_seconds` -> 429 (even for the right key, until the window passes).
-  * changes and deletes: the owner only; others get 403 for an image they can see (public) and
-    404 for one they cannot (private).
+    compared in constant time. No key -> ImageNotFound (404), so its existence is not revealed; a
+    wrong key -> WrongAccessKey (403); more than `access_key_max_failures` wrong keys for one image
+    from one client address within `access_key_window_seconds` -> TooManyAttempts (429, even for
+    the right key, until the window passes).
+  * changes and deletes: the owner only; others get NotOwner (403) for an image they can see
+    (public) and ImageNotFound (404) for one they cannot (private).
+
+Rules depend on image rows (imagerepo.images.queries), never on the image routes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from flask import request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from .context import services
-from .errors import ApiError
+from .images.errors import ImageNotFound, NotOwner, TooManyAttempts, WrongAccessKey
 from .images.queries import find_image
 
 
@@ -57,10 +60,6 @@ def presented_key(query_key: str | None) -> str | None:
     return key or None
 
 
-def _not_found() -> ApiError:
-    return ApiError(404, "not_found", "no such image")
-
-
 def _client() -> str:
     return request.remote_addr or "unknown"
 
@@ -71,16 +70,16 @@ def visible_image(image_id: int, viewer: int | None, key: str | None):
     with db.read() as conn:  # the common case (public, or the owner) is this one statement
         row = find_image(conn, image_id)
     if row is None:
-        raise _not_found()
+        raise ImageNotFound()
     if not row["is_private"] or row["owner_id"] == viewer:
         return row
     if key is None:
-        raise _not_found()
+        raise ImageNotFound()
     with db.transaction() as conn:
         key_ok = check_key(conn, row, key)
     # Raised after the transaction has committed, so the recorded failure is kept.
     if not key_ok:
-        raise ApiError(403, "wrong_access_key", "the access key is wrong")
+        raise WrongAccessKey()
     return row
 
 
@@ -88,7 +87,7 @@ def check_key(conn, row, key: str) -> bool:
     """Compare the key in constant time, counting failures per image and client. Runs under a
     transaction-scoped advisory lock per (image, client), so concurrent guesses from several
     workers cannot slip past the limit together. Returns False (failure recorded) for a wrong
-    key; raises 429 past the limit."""
+    key; raises TooManyAttempts past the limit."""
     config = services().config
     client = _client()
     # One lock per client: its guesses on every image are counted one at a time.
@@ -102,12 +101,7 @@ def check_key(conn, row, key: str) -> bool:
         failures["here"] >= config.access_key_max_failures
         or failures["everywhere"] >= config.access_key_max_failures_per_client
     ):
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "too many wrong access keys for this image; try again later",
-            headers={"Retry-After": str(config.access_key_window_seconds)},
-        )
+        raise TooManyAttempts(config.access_key_window_seconds)
     stored = row["access_key"] or ""
     if stored and hmac.compare_digest(stored.encode(), key.encode()):
         return True
@@ -121,11 +115,11 @@ def check_key(conn, row, key: str) -> bool:
 
 
 def owned_image(conn, image_id: int, owner: int):
-    """The image row, locked for change, if `owner` owns it; 403 if it is someone else's public
-    image, 404 if it is absent or someone else's private one."""
+    """The image row, locked for change, if `owner` owns it; NotOwner if it is someone else's
+    public image, ImageNotFound if it is absent or someone else's private one."""
     row = find_image(conn, image_id, lock=True)
     if row is None or (row["owner_id"] != owner and row["is_private"]):
-        raise _not_found()
+        raise ImageNotFound()
     if row["owner_id"] != owner:
-        raise ApiError(403, "forbidden", "only the owner can change or delete this image")
+        raise NotOwner()
     return row

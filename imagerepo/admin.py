@@ -12,9 +12,9 @@ import pydantic
 from flask import Blueprint
 from flask_jwt_extended import jwt_required
 
+from .accounts import AdminOnly, CannotDisableSelf, UserNotFound
 from .auth import current_user_id, get_user
 from .context import services
-from .errors import ApiError
 from .pagination import decode_time_cursor, encode_time_cursor
 from .validation import Schema, api
 
@@ -24,7 +24,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def require_admin() -> dict:
     viewer = get_user(services().db, current_user_id())
     if viewer is None or not viewer["is_admin"]:
-        raise ApiError(403, "forbidden", "administrators only")
+        raise AdminOnly()
     return viewer
 
 
@@ -110,13 +110,13 @@ def users(query: UsersQuery):
 
 def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUserOut:
     if user_id == acting_admin_id and disabled:
-        raise ApiError(409, "conflict", "an administrator cannot disable their own account")
+        raise CannotDisableSelf()
     with services().db.transaction() as conn:
         updated = conn.execute(
             "UPDATE users SET is_disabled = %s WHERE id = %s RETURNING id", (disabled, user_id)
         ).fetchone()
         if updated is None:
-            raise ApiError(404, "not_found", "no such user")
+            raise UserNotFound()
         row = conn.execute(f"{_ADMIN_USER_SQL} WHERE u.id = %s", (user_id,)).fetchone()
     return _user_out(row)
 

@@ -20,9 +20,9 @@ import pydantic
 from flask import Blueprint, Flask, g, request
 from flask_jwt_extended import get_jwt, jwt_required
 
+from .accounts import AdminOnly
 from .auth import current_user_id
 from .context import services
-from .errors import ApiError
 from .pagination import decode_time_cursor, encode_time_cursor
 from .validation import Schema, api
 
@@ -261,5 +261,5 @@ def audit(query: AuditQuery):
     svc = services()
     viewer = get_user(svc.db, current_user_id())
     if query.user is not None and not viewer["is_admin"] and query.user != viewer["id"]:
-        raise ApiError(403, "forbidden", "only administrators can read other users' records")
+        raise AdminOnly("only administrators can read other users' records")
     return list_records(svc.db, viewer["id"], viewer["is_admin"], query)

@@ -19,8 +19,9 @@ from flask_jwt_extended import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .accounts import AccountDisabled, AccountGone, InvalidCredentials, NameTaken
 from .context import services
-from .errors import ApiError, error_response
+from .errors import error_response
 from .validation import Schema, api
 
 bp = Blueprint("auth", __name__)
@@ -93,7 +94,7 @@ def create_user(db, name: str, email: str, password: str, is_admin: bool = False
             ).fetchone()
     except psycopg.errors.UniqueViolation as err:
         taken = "email" if "email" in (err.diag.constraint_name or "") else "name"
-        raise ApiError(409, "conflict", f"that {taken} is already registered") from None
+        raise NameTaken(taken) from None
 
 
 def find_user_by_login(db, login: str) -> dict | None:
@@ -144,9 +145,9 @@ def login(body: LoginIn):
     user = find_user_by_login(services().db, body.username)
     password_ok = check_password_hash(user["password_hash"] if user else _DUMMY_HASH, body.password)
     if not user or not password_ok:
-        raise ApiError(401, "invalid_credentials", "wrong user name or password")
+        raise InvalidCredentials()
     if user["is_disabled"]:
-        raise ApiError(403, "account_disabled", "this account is disabled")
+        raise AccountDisabled()
     return _tokens_for(user)
 
 
@@ -182,7 +183,7 @@ def logout():
 def me():
     user = get_user(services().db, current_user_id())
     if user is None:
-        raise ApiError(401, "unauthorized", "the account of this token no longer exists")
+        raise AccountGone()
     return _user_out(user)
 
 

@@ -15,8 +15,6 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ApiError
-
 log = logging.getLogger(__name__)
 
 # Pillow format name -> the Content-Type the bytes are served with.
@@ -36,6 +34,17 @@ ACCEPTED_TYPES = (*PILLOW_TYPES.values(), DICOM_TYPE)
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
+class UnsupportedImage(Exception):
+    """Not one of the accepted image types (whatever its name or declared type says)."""
+
+    def __init__(self) -> None:
+        super().__init__("not an accepted image type (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)")
+
+
+class TooManyPixels(Exception):
+    """The header promises more than Pillow's MAX_IMAGE_PIXELS (a decompression bomb)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageKind:
     content_type: str
@@ -45,8 +54,7 @@ class ImageKind:
 
 def sniff(head: bytes, open_reader) -> ImageKind:
     """The type and size of the upload whose first bytes are `head`; `open_reader()` gives a
-    seekable file over all of it. Raises ApiError 415 (not an accepted type) or 422 (too many
-    pixels)."""
+    seekable file over all of it. Raises UnsupportedImage or TooManyPixels."""
     if is_dicom(head):
         width, height = dicom_dimensions(head)
         return ImageKind(DICOM_TYPE, width, height)
@@ -56,14 +64,12 @@ def sniff(head: bytes, open_reader) -> ImageKind:
             with open_reader() as reader, Image.open(reader, formats=list(PILLOW_TYPES)) as image:
                 return ImageKind(PILLOW_TYPES[image.format], image.width, image.height)
     except _BOMB_ERRORS as err:
-        raise ApiError(422, "image_too_large", f"the image has too many pixels: {err}") from None
+        raise TooManyPixels(f"the image has too many pixels: {err}") from None
     except UnidentifiedImageError:
         pass
     except Exception as err:  # a parser choking on hostile bytes is still just "not an image"
         log.info("image parser refused an upload: %s: %s", type(err).__name__, err)
-    raise ApiError(
-        415, "unsupported_media_type", "not an accepted image type (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)"
-    )
+    raise UnsupportedImage()
 
 
 def is_dicom(head: bytes) -> bool:

@@ -1,7 +1,7 @@
 """Opaque keyset cursors: the sort key of a page's last row, base64url-encoded.
 
 Every listing (images by date or by search rank, tags, audit records, admin users) uses these,
-so a cursor a client did not get from us is always the same 400 `invalid_cursor`."""
+so a cursor a client did not get from us is always the same InvalidCursor (400 `invalid_cursor`)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import binascii
 import datetime as dt
 import math
 
-from .errors import ApiError
-
 _MAX_ID = 2**63
 
 
-def _invalid() -> ApiError:
-    return ApiError(400, "invalid_cursor", "the cursor is not one this service handed out")
+class InvalidCursor(Exception):
+    """A cursor this service did not hand out."""
+
+    def __init__(self) -> None:
+        super().__init__("the cursor is not one this service handed out")
 
 
 def encode_cursor(*parts) -> str:
@@ -25,13 +26,13 @@ def encode_cursor(*parts) -> str:
 
 
 def decode_parts(cursor: str, count: int) -> list[str]:
-    """The `count` parts of a cursor made by `encode_cursor`; 400 for anything else."""
+    """The `count` parts of a cursor made by `encode_cursor`; InvalidCursor for anything else."""
     try:
         parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if len(parts) != count:
-        raise _invalid()
+        raise InvalidCursor()
     return parts
 
 
@@ -39,9 +40,9 @@ def row_id(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if not 0 < value < _MAX_ID:
-        raise _invalid()
+        raise InvalidCursor()
     return value
 
 
@@ -55,9 +56,9 @@ def decode_time_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
         created_at = dt.datetime.fromisoformat(stamp)
     except ValueError:
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if created_at.tzinfo is None:
-        raise _invalid()
+        raise InvalidCursor()
     return created_at, row_id(last_id)
 
 
@@ -71,7 +72,7 @@ def decode_rank_cursor(cursor: str) -> tuple[float, int]:
     try:
         value = float(rank)
     except ValueError:
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if kind != "rank" or not math.isfinite(value):
-        raise _invalid()
+        raise InvalidCursor()
     return value, row_id(last_id)

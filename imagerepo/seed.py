@@ -15,7 +15,7 @@ from typing import Callable
 
 from PIL import Image, ImageDraw
 
-from .errors import ApiError
+from .accounts import NameTaken
 
 DEMO_PASSWORD = "demo-password"
 
@@ -86,7 +86,7 @@ def _demo_user(db, name: str) -> int:
 
     try:
         return create_user(db, name, f"{name}@example.com", DEMO_PASSWORD)["id"]
-    except ApiError:  # seeded before: reuse the account
+    except NameTaken:  # seeded before: reuse the account
         return find_user_by_login(db, name)["id"]
 
 

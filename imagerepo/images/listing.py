@@ -5,10 +5,10 @@ both answer with it."""
 from __future__ import annotations
 
 from ..context import services
-from ..errors import ApiError
 from ..pagination import decode_rank_cursor, decode_time_cursor, encode_rank_cursor, encode_time_cursor
 from ..tags import queries as tag_queries
 from . import queries
+from .errors import LoginRequired
 from .schemas import ImageFilters, ImageListOut, ListQuery, image_out
 
 # The error answers of a listing, for the OpenAPI document of every route that answers with one.
@@ -58,6 +58,6 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None, 
 
 def listing(viewer: int | None, query: ListQuery) -> ImageListOut:
     if query.mine and viewer is None:
-        raise ApiError(401, "unauthorized", "mine=1 needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise LoginRequired("mine=1 needs a bearer token")
     rows, next_cursor = list_images(viewer, query.mine, query.limit, query.cursor, query)
     return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from .. import access
-from ..errors import ApiError
+from ..errors import describe
 from ..validation import ErrorDetail, api
 from . import service
 from .content import content_response
@@ -120,10 +120,16 @@ def upload_batch(form: BatchForm):
     for part in form.file:
         try:
             created.append(image_out(store_batch_part(owner, part, form), owner))
-        except ApiError as err:
+        except Exception as err:
+            # A file refused for what it is (empty, too large, not an image) is listed; anything
+            # else (the database gone, a bug) fails the request as it would for one upload.
+            problem = describe(err)
+            if problem is None or problem.status >= 500:
+                raise
             failed.append(
                 BatchFailure(
-                    name=service.display_name(part.filename), error=ErrorDetail(code=err.code, message=err.message)
+                    name=service.display_name(part.filename),
+                    error=ErrorDetail(code=problem.code, message=problem.message),
                 )
             )
     return BatchOut(created=created, failed=failed), 200 if failed else 201

@@ -2,7 +2,8 @@
 streamed into the blob store's stager as they arrive (never held in memory) and end in one
 path, `store_upload`: finish staging, create the image, drop whatever is still staged.
 
-The size limit is enforced while bytes arrive; a refused or failed upload leaves nothing behind.
+The size limit is enforced while bytes arrive (UploadTooLarge); a refused or failed upload
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import IO, Protocol
 
 from flask import g, request
 
-from ..blobstore import EmptyUpload, StagedObject, UploadTooLarge
+from ..blobstore import UploadTooLarge
 from ..blobstore.staging import Stager
 from ..context import services
-from ..errors import ApiError
+from .errors import TooManyFiles
 from .service import create_image
 
 MAX_BATCH_FILES = 100
@@ -32,11 +33,6 @@ class UploadFields(Protocol):
     tags: list[str]
 
 
-def too_large() -> ApiError:
-    limit = services().config.max_upload_bytes
-    return ApiError(413, "too_large", f"the image is larger than the limit of {limit} bytes")
-
-
 class StagingSink:
     """A stager as the target werkzeug writes a file part into; `close()` drops what it staged."""
 
@@ -44,10 +40,7 @@ class StagingSink:
         self.stager = services().blobs.stager()
 
     def write(self, data: bytes) -> int:
-        try:
-            return self.stager.write(data)
-        except UploadTooLarge:
-            raise too_large() from None
+        return self.stager.write(data)  # UploadTooLarge past the limit (nothing left staged)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self.stager.seek(offset, whence)
@@ -63,16 +56,16 @@ class BatchSink(StagingSink):
     def __init__(self) -> None:
         g.batch_files = g.get("batch_files", 0) + 1
         if g.batch_files > MAX_BATCH_FILES:
-            raise ApiError(413, "too_many_files", f"a batch holds at most {MAX_BATCH_FILES} files")
+            raise TooManyFiles(MAX_BATCH_FILES)
         super().__init__()
-        self.too_large = False
+        self.too_large: UploadTooLarge | None = None
 
     def write(self, data: bytes) -> int:
-        if not self.too_large:
+        if self.too_large is None:
             try:
                 self.stager.write(data)
-            except UploadTooLarge:
-                self.too_large = True  # the stager has dropped what it staged
+            except UploadTooLarge as err:
+                self.too_large = err  # the stager has dropped what it staged
         return len(data)
 
 
@@ -87,19 +80,12 @@ def batch_body_limit(view):
     return wrapper
 
 
-def _finish(stager: Stager) -> StagedObject:
-    try:
-        return stager.finish()
-    except EmptyUpload:
-        raise ApiError(400, "empty_upload", "the file is empty") from None
-
-
 def store_upload(owner_id: int, stager: Stager, filename: str | None, fields: UploadFields):
     """Record a fully received upload as an image of `owner_id`. Whatever happens, the upload's
     staging area is gone afterwards: committed chunks were moved out of it, the rest is
     leftovers."""
     try:
-        staged = _finish(stager)
+        staged = stager.finish()  # EmptyUpload when there is nothing
         return create_image(
             owner_id, staged, filename, fields.description, fields.isPrivate, fields.accessKey, fields.tags
         )
@@ -112,10 +98,8 @@ def store_raw_body(owner_id: int, body: IO[bytes], filename: str, fields: Upload
     stager = services().blobs.stager()
     try:
         stager.stage_stream(body)
-    except UploadTooLarge:
-        raise too_large() from None  # the stager has already dropped what it staged
     except BaseException:
-        stager.abort()  # e.g. the client went away mid-body
+        stager.abort()  # too large, or the client went away mid-body
         raise
     return store_upload(owner_id, stager, filename, fields)
 
@@ -123,5 +107,5 @@ def store_raw_body(owner_id: int, body: IO[bytes], filename: str, fields: Upload
 def store_batch_part(owner_id: int, part, fields: UploadFields):
     """Store one file of a batch (its sink has staged it, or marked it too large)."""
     if part.stream.too_large:
-        raise too_large()
+        raise part.stream.too_large
     return store_upload(owner_id, part.stream.stager, part.filename, fields)

@@ -14,6 +14,13 @@ MAX_TAGS_PER_IMAGE = 30
 _PUNCTUATION = set(" -_.+#&'")
 
 
+class TagNotFound(Exception):
+    """A name that cannot be a tag, asked for as one (a valid name nobody uses is not this)."""
+
+    def __init__(self) -> None:
+        super().__init__("no such tag")
+
+
 def normalise_tag(raw: str) -> str:
     """The stored form of a tag name; ValueError (with a message for the client) if invalid."""
     name = " ".join(unicodedata.normalize("NFKC", raw).split()).lower()

@@ -9,12 +9,11 @@ import pydantic
 from flask import Blueprint
 
 from .. import access
-from ..errors import ApiError
 from ..images.listing import LIST_ERRORS, listing
 from ..images.schemas import ImageListOut, ListQuery
-from ..pagination import decode_parts, encode_cursor
+from ..pagination import InvalidCursor, decode_parts, encode_cursor
 from ..validation import Schema, api
-from .names import MAX_TAG_LENGTH, name_fragment, normalise_tag
+from .names import MAX_TAG_LENGTH, TagNotFound, name_fragment, normalise_tag
 from .queries import visible_tag_counts
 
 bp = Blueprint("tags", __name__)
@@ -45,7 +44,7 @@ def _tag_after(cursor: str) -> str:
     try:
         return normalise_tag(name)
     except ValueError:
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this service handed out") from None
+        raise InvalidCursor() from None
 
 
 @bp.get("/tags")
@@ -81,6 +80,6 @@ def tag_images_route(name: str, query: ListQuery):
     try:
         tag = normalise_tag(name)
     except ValueError:
-        raise ApiError(404, "not_found", "no such tag") from None
+        raise TagNotFound() from None
     query.tag = [tag] + [t for t in query.tag if t != tag]
     return listing(access.caller_id(optional=True), query)
