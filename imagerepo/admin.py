@@ -6,16 +6,14 @@ them takes effect at once."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-import pydantic
 from flask import Blueprint
 from flask_jwt_extended import jwt_required
 
 from .accounts import AdminOnly, CannotDisableSelf, UserNotFound
 from .auth import current_user_id, get_user
 from .context import services
-from .pagination import decode_time_cursor, encode_time_cursor
+from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
 from .validation import Schema, api
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -29,7 +27,7 @@ def require_admin() -> dict:
 
 
 class UsersQuery(Schema):
-    limit: Annotated[int, pydantic.Field(ge=1, le=100)] = 50
+    limit: PageSize = 50
     cursor: str | None = None
 
 
@@ -100,12 +98,8 @@ def users(query: UsersQuery):
             f"{_ADMIN_USER_SQL} WHERE {where} ORDER BY u.created_at DESC, u.id DESC LIMIT %s",
             (*params, query.limit + 1),
         ).fetchall()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return UsersPageOut(
-        users=[_user_out(r) for r in rows],
-        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
-    )
+    rows, next_cursor = page(rows, query.limit, lambda r: encode_time_cursor(r["created_at"], r["id"]))
+    return UsersPageOut(users=[_user_out(r) for r in rows], nextCursor=next_cursor)
 
 
 def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUserOut:

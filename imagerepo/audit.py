@@ -23,7 +23,7 @@ from flask_jwt_extended import get_jwt, jwt_required
 from .accounts import AdminOnly
 from .auth import current_user_id
 from .context import services
-from .pagination import decode_time_cursor, encode_time_cursor
+from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
 from .validation import Schema, api
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def init_audit(app: Flask) -> None:
 
 
 class AuditQuery(Schema):
-    limit: Annotated[int, pydantic.Field(ge=1, le=100)] = 50
+    limit: PageSize = 50
     cursor: str | None = None
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] | None = None
     path: Annotated[str, pydantic.StringConstraints(max_length=2000)] | None = pydantic.Field(
@@ -226,8 +226,7 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
             f" WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
             (*params, query.limit + 1),
         ).fetchall()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
+    rows, next_cursor = page(rows, query.limit, lambda r: encode_time_cursor(r["created_at"], r["id"]))
     return AuditPageOut(
         records=[
             AuditRecordOut(
@@ -243,7 +242,7 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
             )
             for r in rows
         ],
-        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
+        nextCursor=next_cursor,
     )
 
 

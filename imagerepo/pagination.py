@@ -1,7 +1,7 @@
-"""Opaque keyset cursors: the sort key of a page's last row, base64url-encoded.
-
-Every listing (images by date or by search rank, tags, audit records, admin users) uses these,
-so a cursor a client did not get from us is always the same InvalidCursor (400 `invalid_cursor`)."""
+"""Keyset pages for every listing (images by date or by search rank, tags, audit records, admin
+users): one page size limit, one way to cut a page and make the next cursor, and opaque cursors
+(the sort key of a page's last row, base64url-encoded), so a cursor a client did not get from us
+is always the same InvalidCursor (400 `invalid_cursor`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,25 @@ import base64
 import binascii
 import datetime as dt
 import math
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
+
+import pydantic
 
 _MAX_ID = 2**63
+
+MAX_PAGE_SIZE = 100
+# The `limit` query parameter of every listing; each gives its own default.
+PageSize = Annotated[int, pydantic.Field(ge=1, le=MAX_PAGE_SIZE)]
+
+Row = TypeVar("Row")
+
+
+def page(rows: Sequence[Row], limit: int, cursor_of: Callable[[Row], str]) -> tuple[list[Row], str | None]:
+    """Cut a page from `rows`, fetched with LIMIT limit + 1: the first `limit` rows, and the
+    cursor of the next page (made from the last row shown) when the extra row says there is one."""
+    shown = list(rows[:limit])
+    return shown, (cursor_of(shown[-1]) if len(rows) > limit and shown else None)
 
 
 class InvalidCursor(Exception):

@@ -5,7 +5,7 @@ both answer with it."""
 from __future__ import annotations
 
 from ..context import services
-from ..pagination import decode_rank_cursor, decode_time_cursor, encode_rank_cursor, encode_time_cursor
+from ..pagination import decode_rank_cursor, decode_time_cursor, encode_rank_cursor, encode_time_cursor, page
 from ..tags import queries as tag_queries
 from . import queries
 from .errors import LoginRequired
@@ -45,15 +45,14 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None, 
         where = _resolve(conn, filters)
         if where is None:
             return [], None
-        rows = queries.page_rows(conn, *queries.list_query(viewer, mine, limit, position, where))
-        more = len(rows) > limit
-        rows = tag_queries.attach_tags(conn, rows[:limit])
-    if not more:
-        return rows, None
-    last = rows[-1]
-    return rows, encode_rank_cursor(last["rank"], last["id"]) if ranked else encode_time_cursor(
-        last["created_at"], last["id"]
-    )
+        rows, next_cursor = page(
+            queries.page_rows(conn, *queries.list_query(viewer, mine, limit, position, where)),
+            limit,
+            (lambda r: encode_rank_cursor(r["rank"], r["id"]))
+            if ranked
+            else (lambda r: encode_time_cursor(r["created_at"], r["id"])),
+        )
+        return tag_queries.attach_tags(conn, rows), next_cursor
 
 
 def listing(viewer: int | None, query: ListQuery) -> ImageListOut:

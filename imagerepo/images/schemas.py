@@ -9,12 +9,11 @@ from typing import Annotated, Literal
 import pydantic
 
 from .. import imagetypes
+from ..pagination import PageSize
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, UploadedFile
 from .queries import search_words
 from .upload import MAX_BATCH_FILES
-
-MAX_LIST_LIMIT = 100
 
 Description = Annotated[str, pydantic.StringConstraints(max_length=5000)]
 AccessKey = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
@@ -134,7 +133,7 @@ class ImageFilters(Schema):
 
 
 class ListQuery(ImageFilters):
-    limit: int = pydantic.Field(20, ge=1, le=MAX_LIST_LIMIT)
+    limit: PageSize = 20
     cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
     mine: bool = pydantic.Field(False, description="1: only the caller's images (needs a token)")
 

@@ -11,21 +11,19 @@ from flask import Blueprint
 from .. import access
 from ..images.listing import LIST_ERRORS, listing
 from ..images.schemas import ImageListOut, ListQuery
-from ..pagination import InvalidCursor, decode_parts, encode_cursor
+from ..pagination import InvalidCursor, PageSize, decode_parts, encode_cursor, page
 from ..validation import Schema, api
 from .names import MAX_TAG_LENGTH, TagNotFound, name_fragment, normalise_tag
 from .queries import visible_tag_counts
 
 bp = Blueprint("tags", __name__)
 
-MAX_LIST_LIMIT = 100
-
 
 class TagsQuery(Schema):
     name: Annotated[str, pydantic.StringConstraints(max_length=MAX_TAG_LENGTH, pattern=r"^[^\x00]*$")] | None = (
         pydantic.Field(None, description="Only tags whose name contains this (case-insensitive)")
     )
-    limit: int = pydantic.Field(50, ge=1, le=MAX_LIST_LIMIT)
+    limit: PageSize = 50
     cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
 
 
@@ -59,13 +57,12 @@ def list_tags(query: TagsQuery):
     viewer = access.caller_id(optional=True)
     contains = name_fragment(query.name) if query.name else None
     after = _tag_after(query.cursor) if query.cursor else None
-    rows = visible_tag_counts(viewer, contains or None, after, query.limit)
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return TagListOut(
-        tags=[TagOut(name=r["name"], images=r["images"]) for r in rows],
-        nextCursor=encode_cursor(rows[-1]["name"]) if more else None,
+    rows, next_cursor = page(
+        visible_tag_counts(viewer, contains or None, after, query.limit),
+        query.limit,
+        lambda r: encode_cursor(r["name"]),
     )
+    return TagListOut(tags=[TagOut(name=r["name"], images=r["images"]) for r in rows], nextCursor=next_cursor)
 
 
 @bp.get("/tags/<name>/images")
