@@ -16,7 +16,6 @@ Rules depend on image rows (imagerepo.images.queries), never on the image routes
 
 from __future__ import annotations
 
-import functools
 import hmac
 
 from flask import request
@@ -27,23 +26,11 @@ from .images.errors import ImageNotFound, NotOwner, TooManyAttempts, WrongAccess
 from .images.queries import find_image
 
 
-def token_required(view):
-    """Check the token before anything else, so an anonymous upload is refused before a byte of
-    its body is read."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        verify_jwt_in_request()
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 def caller_id(optional: bool = False) -> int | None:
     """The caller's user id; None for an anonymous caller when `optional`. A token that is sent
     but invalid, expired or revoked is a 401 either way."""
     # Verified once per request: each verification is a revocation query to PostgreSQL, and
-    # the decorators (token_required, @api's optional check) have usually done it already.
+    # @api's auth check has usually done it already.
     try:
         claims = get_jwt()  # {} when verified as optional and no token was sent
     except RuntimeError:  # not verified yet in this request

@@ -5,13 +5,11 @@ them takes effect at once."""
 
 from __future__ import annotations
 
-import datetime as dt
 
 from flask import Blueprint
-from flask_jwt_extended import jwt_required
 
 from .accounts import AdminOnly, CannotDisableSelf, UserNotFound
-from .auth import current_user_id, get_user
+from .auth import UserOut, current_user_id, get_user, user_out
 from .context import services
 from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
 from .validation import Schema, api
@@ -31,18 +29,8 @@ class UsersQuery(Schema):
     cursor: str | None = None
 
 
-class AdminUserOut(Schema):
-    id: int
-    name: str
-    email: str
-    isAdmin: bool
-    isDisabled: bool
-    images: int
-    createdAt: dt.datetime
-
-
 class UsersPageOut(Schema):
-    users: list[AdminUserOut]
+    users: list[UserOut]
     nextCursor: str | None
 
 
@@ -59,18 +47,6 @@ class StatsOut(Schema):
     cacheHitRate: float | None
 
 
-def _user_out(row) -> AdminUserOut:
-    return AdminUserOut(
-        id=row["id"],
-        name=row["name"],
-        email=row["email"],
-        isAdmin=row["is_admin"],
-        isDisabled=row["is_disabled"],
-        images=row["images"],
-        createdAt=row["created_at"],
-    )
-
-
 _ADMIN_USER_SQL = (
     "SELECT u.id, u.name, u.email, u.is_admin, u.is_disabled, u.created_at,"
     " (SELECT count(*) FROM images i WHERE i.owner_id = u.id)::int AS images FROM users u"
@@ -78,7 +54,6 @@ _ADMIN_USER_SQL = (
 
 
 @bp.get("/users")
-@jwt_required()
 @api(
     query=UsersQuery,
     response=UsersPageOut,
@@ -99,10 +74,10 @@ def users(query: UsersQuery):
             (*params, query.limit + 1),
         ).fetchall()
     rows, next_cursor = page(rows, query.limit, lambda r: encode_time_cursor(r["created_at"], r["id"]))
-    return UsersPageOut(users=[_user_out(r) for r in rows], nextCursor=next_cursor)
+    return UsersPageOut(users=[user_out(r) for r in rows], nextCursor=next_cursor)
 
 
-def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUserOut:
+def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> UserOut:
     if user_id == acting_admin_id and disabled:
         raise CannotDisableSelf()
     with services().db.transaction() as conn:
@@ -112,13 +87,12 @@ def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUse
         if updated is None:
             raise UserNotFound()
         row = conn.execute(f"{_ADMIN_USER_SQL} WHERE u.id = %s", (user_id,)).fetchone()
-    return _user_out(row)
+    return user_out(row)
 
 
 @bp.post("/users/<int:user_id>/disable")
-@jwt_required()
 @api(
-    response=AdminUserOut,
+    response=UserOut,
     responses={403: "", 404: "", 409: "Cannot disable yourself"},
     summary="Disable an account: its tokens stop working at once (admins only)",
 )
@@ -128,15 +102,13 @@ def disable(user_id: int):
 
 
 @bp.post("/users/<int:user_id>/enable")
-@jwt_required()
-@api(response=AdminUserOut, responses={403: "", 404: ""}, summary="Enable an account (admins only)")
+@api(response=UserOut, responses={403: "", 404: ""}, summary="Enable an account (admins only)")
 def enable(user_id: int):
     admin = require_admin()
     return set_disabled(user_id, False, admin["id"])
 
 
 @bp.get("/stats")
-@jwt_required()
 @api(response=StatsOut, responses={403: ""}, summary="Storage statistics (admins only)")
 def stats():
     require_admin()

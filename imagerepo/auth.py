@@ -15,7 +15,6 @@ from flask_jwt_extended import (
     create_refresh_token,
     get_jwt,
     get_jwt_identity,
-    jwt_required,
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -50,11 +49,23 @@ class LoginIn(Schema):
 
 
 class UserOut(Schema):
+    """An account as every route shows it (to itself, or to an administrator); never its
+    password hash."""
+
     id: int
     name: str
     email: str
     isAdmin: bool
+    isDisabled: bool
+    images: int | None = pydantic.Field(None, description="Images the account owns (administrators' listings)")
     createdAt: dt.datetime
+
+    @pydantic.model_serializer(mode="wrap")
+    def _count_when_known(self, handler):
+        data = handler(self)
+        if "images" not in self.model_fields_set:
+            data.pop("images", None)
+        return data
 
 
 class TokensOut(Schema):
@@ -77,10 +88,19 @@ class LogoutOut(Schema):
 _USER_COLUMNS = "id, name, email, password_hash, is_admin, is_disabled, created_at"
 
 
-def _user_out(row) -> UserOut:
-    return UserOut(
-        id=row["id"], name=row["name"], email=row["email"], isAdmin=row["is_admin"], createdAt=row["created_at"]
+def user_out(row) -> UserOut:
+    """The one user-to-JSON function; `images` is shown when the row counts them."""
+    fields = dict(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        isAdmin=row["is_admin"],
+        isDisabled=row["is_disabled"],
+        createdAt=row["created_at"],
     )
+    if "images" in row:
+        fields["images"] = row["images"]
+    return UserOut(**fields)
 
 
 def create_user(db, name: str, email: str, password: str, is_admin: bool = False) -> dict:
@@ -130,7 +150,7 @@ def _tokens_for(user) -> TokensOut:
     body=RegisterIn, response=UserOut, status=201, auth=False, responses={409: "", 422: ""}, summary="Create an account"
 )
 def register(body: RegisterIn):
-    return _user_out(create_user(services().db, body.name, str(body.email), body.password))
+    return user_out(create_user(services().db, body.name, str(body.email), body.password))
 
 
 @bp.post("/login")
@@ -152,8 +172,7 @@ def login(body: LoginIn):
 
 
 @bp.post("/token/refresh")
-@jwt_required(refresh=True)
-@api(response=AccessTokenOut, summary="A new access token for a refresh token")
+@api(response=AccessTokenOut, auth="refresh", summary="A new access token for a refresh token")
 def refresh():
     claims = get_jwt()
     token = create_access_token(identity=get_jwt_identity(), additional_claims={"name": claims.get("name")})
@@ -163,8 +182,7 @@ def refresh():
 
 
 @bp.post("/logout")
-@jwt_required(verify_type=False)
-@api(response=LogoutOut, summary="Revoke the token sent (access or refresh)")
+@api(response=LogoutOut, auth="any", summary="Revoke the token sent (access or refresh)")
 def logout():
     claims = get_jwt()
     with services().db.transaction() as conn:
@@ -178,13 +196,12 @@ def logout():
 
 
 @bp.get("/me")
-@jwt_required()
 @api(response=UserOut, summary="The account the token belongs to")
 def me():
     user = get_user(services().db, current_user_id())
     if user is None:
         raise AccountGone()
-    return _user_out(user)
+    return user_out(user)
 
 
 def init_jwt(app: Flask) -> None:

@@ -69,6 +69,7 @@ def _require_metrics_reader() -> None:
 
 @bp.get("/metrics")
 @api(
+    auth="view",
     summary="Prometheus metrics of this worker process (IMAGEREPO_METRICS_TOKEN or an admin token)",
     responses={403: "Not an administrator"},
     response_doc={"content": {"text/plain": {"schema": {"type": "string"}}}},

@@ -19,10 +19,11 @@ held in memory or copied to a temp file first; every sink is closed after the vi
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from flask import Flask, jsonify, request
+from flask_jwt_extended import verify_jwt_in_request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
 from werkzeug.formparser import FormDataParser
@@ -148,6 +149,24 @@ def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
     return _validate(model, data, "form")
 
 
+# Who may call a route, checked before anything of the request is read (so an anonymous upload
+# is refused before a byte of its body): True an access token; "optional" anyone, but a token
+# that is sent must be valid; "refresh" a refresh token; "any" an access or a refresh token;
+# "view" the view checks credentials itself (documented as bearer); False anyone.
+Auth = bool | Literal["optional", "refresh", "any", "view"]
+
+
+def _verify_token(auth: Auth) -> None:
+    if auth is True:
+        verify_jwt_in_request()
+    elif auth == "optional":
+        verify_jwt_in_request(optional=True)
+    elif auth == "refresh":
+        verify_jwt_in_request(refresh=True)
+    elif auth == "any":
+        verify_jwt_in_request(verify_type=False)
+
+
 def api(
     *,
     body=None,
@@ -157,7 +176,7 @@ def api(
     response=None,
     status: int = 200,
     summary: str = "",
-    auth: bool | str = True,
+    auth: Auth = True,
     responses: dict[int, str] | None = None,
     request_doc: dict | None = None,
     response_doc: dict | None = None,
@@ -167,8 +186,8 @@ def api(
     """Validate the request into models and serialise the returned model.
 
     `form` is a multipart model (see `parse_form`), `file_sink` makes the object each file part
-    is streamed into. `auth` is True (token required), False, or "optional" (a token is used
-    when sent). `request_doc` / `response_doc` describe bodies that are not JSON (bytes) for the
+    is streamed into. `auth` says who may call (see `Auth`); it is the one login check, made
+    before the request is parsed. `request_doc` / `response_doc` describe bodies that are not JSON (bytes) for the
     OpenAPI document; `responses` lists the error statuses the route can answer; `parameters`
     adds OpenAPI parameters the models do not describe (headers). A view may return
     `(model, status)` to answer one of `other_statuses` (successes with the same schema).
@@ -185,12 +204,10 @@ def api(
                 return sink
 
             try:
-                if auth == "optional":
-                    # Before parsing, so a request refused by validation is still attributed to
-                    # its user (the audit trail) and a bad token is a 401 whatever else is wrong.
-                    from flask_jwt_extended import verify_jwt_in_request
-
-                    verify_jwt_in_request(optional=True)
+                # Before parsing: a request refused by validation is still attributed to its
+                # user (the audit trail), a bad token is a 401 whatever else is wrong, and no
+                # body is read for a caller who may not send one.
+                _verify_token(auth)
                 if query is not None:
                     kwargs["query"] = parse_query(query)
                 if body is not None:

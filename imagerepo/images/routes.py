@@ -66,7 +66,6 @@ _READ_ERRORS = {
 
 # -- upload ---------------------------------------------------------------------------------
 @bp.post("/images")
-@access.token_required
 @api(
     form=UploadForm,
     file_sink=StagingSink,
@@ -81,7 +80,6 @@ def upload(form: UploadForm):
 
 
 @bp.post("/images/raw")
-@access.token_required
 @api(
     query=RawUploadQuery,
     response=ImageOut,
@@ -99,7 +97,6 @@ def upload_raw(query: RawUploadQuery):
 
 
 @bp.post("/images/batch")
-@access.token_required
 @batch_body_limit
 @api(
     form=BatchForm,
@@ -194,7 +191,6 @@ def list_route(query: ListQuery):
 
 # -- changing -------------------------------------------------------------------------------
 @bp.put("/images/<int:image_id>")
-@access.token_required
 @api(
     body=ImagePut,
     response=ImageOut,
@@ -208,7 +204,6 @@ def put_image(image_id: int, body: ImagePut):
 
 
 @bp.patch("/images/<int:image_id>")
-@access.token_required
 @api(
     body=ImagePatch,
     response=ImageOut,
@@ -222,7 +217,6 @@ def patch_image(image_id: int, body: ImagePatch):
 
 
 @bp.put("/images/<int:image_id>/tags")
-@access.token_required
 @api(
     body=TagsPut,
     response=ImageOut,
@@ -235,7 +229,6 @@ def put_tags(image_id: int, body: TagsPut):
 
 
 @bp.delete("/images/<int:image_id>")
-@access.token_required
 @api(
     response=DeletedOut,
     status=202,
