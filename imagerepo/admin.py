@@ -68,7 +68,7 @@ def users(query: UsersQuery):
         created_at, user_id = decode_time_cursor(query.cursor)
         where = "(u.created_at, u.id) < (%s, %s)"
         params = [created_at, user_id]
-    with services().db.transaction() as conn:
+    with services().db.read() as conn:
         rows = conn.execute(
             f"{_ADMIN_USER_SQL} WHERE {where} ORDER BY u.created_at DESC, u.id DESC LIMIT %s",
             (*params, query.limit + 1),
@@ -114,7 +114,7 @@ def stats():
     require_admin()
     svc = services()
     blob_stats = svc.blobs.stats()
-    with svc.db.transaction() as conn:
+    with svc.db.read() as conn:
         users_count = conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"]
     cache = svc.blobs.cache
     lookups = cache.hits + cache.misses

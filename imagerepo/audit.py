@@ -220,7 +220,7 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
         conditions.append("(created_at, id) < (%s, %s)")
         params += [created_at, row_id]
     where = " AND ".join(conditions) or "true"
-    with db.transaction() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT id, user_id, method, path, query, status, duration_ms, client, created_at FROM audit_log"
             f" WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",

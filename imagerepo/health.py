@@ -33,7 +33,7 @@ def healthz():
     svc = services()
     problems = {}
     try:
-        with svc.db.transaction() as conn:
+        with svc.db.read() as conn:
             conn.execute("SELECT 1")
     except Exception as err:  # any failure means unhealthy, whatever its type
         problems["database"] = type(err).__name__

@@ -37,7 +37,7 @@ def with_tags(conn, row):
 
 def tagged(row):
     """`row` with its tags, read on a connection of its own."""
-    with services().db.transaction() as conn:
+    with services().db.read() as conn:
         return with_tags(conn, row)
 
 

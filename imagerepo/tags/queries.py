@@ -55,7 +55,7 @@ def tag_ids(conn, names: list[str]) -> list[int] | None:
 def visible_tag_counts(viewer: int | None, contains: str | None, after: str | None, limit: int):
     """Tags in name order with the number of images `viewer` may see (public + own); tags with
     none are left out. One more row than `limit`, to tell whether there is a next page."""
-    with services().db.transaction() as conn:
+    with services().db.read() as conn:
         return conn.execute(
             "SELECT t.name, count(*) AS images FROM tags t"
             " JOIN image_tags it ON it.tag_id = t.id JOIN images i ON i.id = it.image_id"
