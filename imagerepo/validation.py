@@ -1,5 +1,5 @@
-"""Declarative request/response validation with pydantic, and the OpenAPI document built
-from the same models.
+"""Declarative request/response validation with pydantic (the OpenAPI document is built from
+the same models, in imagerepo/openapi.py).
 
     @bp.post("/register")
     @api(body=RegisterIn, response=UserOut, status=201, summary="Create an account")
@@ -7,8 +7,7 @@ from the same models.
 
 The decorator parses and validates the JSON body / query string / form fields into the
 model (400 for unparseable JSON, 422 for values that fail the model), passes it as a keyword
-argument, and turns a returned model into JSON. `openapi_document(app)` walks the URL map and
-reads the same models back.
+argument, and turns a returned model into JSON. It is also the one login check (`auth`).
 
 Multipart forms (`form=Model`): text parts and file parts are validated together, file parts
 as `UploadedFile` fields. File parts are written, as they arrive, into sinks made by
@@ -22,7 +21,7 @@ import functools
 from typing import Annotated, Any, Literal
 
 import pydantic
-from flask import Flask, jsonify, request
+from flask import jsonify, request
 from flask_jwt_extended import verify_jwt_in_request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
@@ -248,119 +247,3 @@ def api(
         return wrapper
 
     return decorate
-
-
-_STATUS_TEXT = {
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No content",
-    206: "Partial content",
-    304: "Not modified",
-    400: "Malformed request",
-    401: "Missing, invalid, expired or revoked token",
-    403: "Not allowed",
-    404: "Absent or not visible to you",
-    409: "Conflict",
-    413: "Too large",
-    415: "Not an accepted image type",
-    416: "Range not satisfiable",
-    422: "Failed validation",
-    429: "Too many attempts",
-}
-
-
-def openapi_document(app: Flask) -> dict:
-    components: dict[str, Any] = {}
-
-    def ref(model) -> dict:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
-        for name, sub in schema.pop("$defs", {}).items():
-            components[name] = sub
-        components[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-    error_ref = ref(ErrorOut)
-    paths: dict[str, dict] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        view = app.view_functions.get(rule.endpoint)
-        spec = getattr(view, "openapi", None)
-        if spec is None:
-            continue
-        path = rule.rule
-        params = []
-        for arg in rule.arguments:
-            path = path.replace(f"<int:{arg}>", f"{{{arg}}}").replace(f"<{arg}>", f"{{{arg}}}")
-            params.append(
-                {
-                    "name": arg,
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "integer"} if arg.endswith("id") else {"type": "string"},
-                }
-            )
-        if spec["query"] is not None:
-            qschema = spec["query"].model_json_schema(by_alias=True)
-            required = set(qschema.get("required", []))
-            for name, prop in qschema.get("properties", {}).items():
-                params.append(
-                    {
-                        "name": name,
-                        "in": "query",
-                        "required": name in required,
-                        "schema": prop,
-                        **({"description": prop["description"]} if "description" in prop else {}),
-                    }
-                )
-        for method in sorted(
-            rule.methods - {"OPTIONS", "HEAD"} if "GET" in rule.methods else rule.methods - {"OPTIONS"}
-        ):
-            op: dict[str, Any] = {
-                "operationId": f"{rule.endpoint}_{method.lower()}",
-                "summary": spec["summary"],
-                "tags": [rule.endpoint.split(".")[0]],
-                "parameters": params,
-            }
-            op["parameters"] = params + spec.get("parameters", [])
-            if spec["body"] is not None:
-                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec["body"])}}}
-            elif spec.get("form") is not None:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {"multipart/form-data": {"schema": ref(spec["form"])}},
-                }
-            elif spec["request_doc"] is not None:
-                op["requestBody"] = spec["request_doc"]
-            ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec["status"], "OK")}
-            if spec["response"] is not None:
-                ok["content"] = {"application/json": {"schema": ref(spec["response"])}}
-            elif spec["response_doc"] is not None:
-                ok.update(spec["response_doc"])
-            op["responses"] = {str(spec["status"]): ok}
-            for code, text in spec.get("other_statuses", {}).items():
-                op["responses"][str(code)] = {**ok, "description": text}
-            for code, text in spec["responses"].items():
-                op["responses"][str(code)] = {
-                    "description": text or _STATUS_TEXT.get(code, ""),
-                    "content": {"application/json": {"schema": error_ref}},
-                }
-            if spec["auth"]:
-                # "optional": anonymous callers are served too; a token that is sent must be valid.
-                op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
-                op["responses"].setdefault(
-                    "401", {"description": _STATUS_TEXT[401], "content": {"application/json": {"schema": error_ref}}}
-                )
-            paths.setdefault(path, {})[method.lower()] = op
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "ImageRepo",
-            "version": "1.0.0",
-            "description": "Content-addressed image store: accounts, images, private images with access keys.",
-        },
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        },
-    }
