@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from imagerepo.client import safe_filename
+from imagerepo.client.files import safe_filename
 from imagerepo.config import PROJECT_ROOT
 from live_server import free_port
 
