@@ -17,6 +17,7 @@ Rules depend on image rows (imagerepo.images.queries), never on the image routes
 from __future__ import annotations
 
 import hmac
+from typing import Literal, overload
 
 from flask import request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
@@ -24,6 +25,12 @@ from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from .context import services
 from .images.errors import ImageNotFound, NotOwner, TooManyAttempts, WrongAccessKey
 from .images.queries import find_image
+
+
+@overload
+def caller_id(optional: Literal[False] = False) -> int: ...
+@overload
+def caller_id(optional: bool) -> int | None: ...
 
 
 def caller_id(optional: bool = False) -> int | None:

@@ -5,7 +5,6 @@ them takes effect at once."""
 
 from __future__ import annotations
 
-
 from flask import Blueprint
 
 from .accounts import AdminOnly, CannotDisableSelf, UserNotFound

@@ -14,13 +14,13 @@ import logging
 import queue
 import threading
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from flask import Blueprint, Flask, g, request
 from flask_jwt_extended import get_jwt
 
-from .accounts import AdminOnly
+from .accounts import AccountGone, AdminOnly
 from .auth import current_user_id
 from .context import services
 from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
@@ -97,7 +97,7 @@ class AuditWriter:
             self._hurry.wait(_FLUSH_SECONDS)
             self._hurry.clear()
             while True:  # drain everything queued, a batch at a time
-                rows = []
+                rows: list[tuple] = []
                 while len(rows) < 5000:
                     try:
                         rows.append(self._queue.get_nowait())
@@ -154,7 +154,7 @@ def init_audit(app: Flask) -> None:
             response.status_code,
             round((time.perf_counter() - started) * 1000, 3),
             request.remote_addr,
-            dt.datetime.now(dt.timezone.utc),
+            dt.datetime.now(dt.UTC),
         )
         writer.record(row, durable=request.method not in _READ_METHODS)
         return response
@@ -193,7 +193,8 @@ class AuditPageOut(Schema):
 
 
 def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -> AuditPageOut:
-    conditions, params = [], []
+    conditions: list[str] = []
+    params: list[Any] = []
     if not viewer_is_admin:
         conditions.append("user_id = %s")
         params.append(viewer_id)
@@ -258,6 +259,8 @@ def audit(query: AuditQuery):
 
     svc = services()
     viewer = get_user(svc.db, current_user_id())
+    if viewer is None:  # removed since its token was checked
+        raise AccountGone()
     if query.user is not None and not viewer["is_admin"] and query.user != viewer["id"]:
         raise AdminOnly("only administrators can read other users' records")
     return list_records(svc.db, viewer["id"], viewer["is_admin"], query)

@@ -39,7 +39,7 @@ class ProgressPrinter:
         self._end_phase()
 
     def _end_phase(self) -> None:
-        if self.unshown is not None:
+        if self.unshown is not None and self.phase is not None:
             self._write(self.phase, *self.unshown)
         if self.open_line:
             self.stream.write("\n")

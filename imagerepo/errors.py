@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .accounts import (
     AccountDisabled,
@@ -154,14 +154,15 @@ def register_error_handlers(app: Flask) -> None:
         assert problem is not None  # registered only for the classes describe() knows
         return error_response(problem.status, problem.code, problem.message, problem.details, problem.headers)
 
-    for cls in (ApiError, *DOMAIN_ERRORS):
+    answered: tuple[type[Exception], ...] = (ApiError, *DOMAIN_ERRORS)
+    for cls in answered:
         app.register_error_handler(cls, _answer)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
         status = err.code or 500
         headers = {}
-        if status == 405 and err.valid_methods:
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
             headers["Allow"] = ", ".join(err.valid_methods)
         message = err.description or err.name
         if status == 413:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import struct
+import typing
 import warnings
 
 from PIL import Image, UnidentifiedImageError
@@ -27,7 +28,10 @@ PILLOW_TYPES = {
     "TIFF": "image/tiff",
 }
 DICOM_TYPE = "application/dicom"
-ACCEPTED_TYPES = (*PILLOW_TYPES.values(), DICOM_TYPE)
+AcceptedType = typing.Literal[
+    "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff", "application/dicom"
+]
+ACCEPTED_TYPES: tuple[str, ...] = typing.get_args(AcceptedType)
 
 # Pillow's default MAX_IMAGE_PIXELS (about 89 megapixels) is kept; past it an image is refused
 # instead of merely warned about, so a small file cannot promise a gigapixel canvas.
@@ -62,7 +66,8 @@ def sniff(head: bytes, open_reader) -> ImageKind:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with open_reader() as reader, Image.open(reader, formats=list(PILLOW_TYPES)) as image:
-                return ImageKind(PILLOW_TYPES[image.format], image.width, image.height)
+                # An opened image always has a format, one of those asked for.
+                return ImageKind(PILLOW_TYPES[image.format or ""], image.width, image.height)
     except _BOMB_ERRORS as err:
         raise TooManyPixels(f"the image has too many pixels: {err}") from None
     except UnidentifiedImageError:

@@ -81,9 +81,8 @@ def openapi_document(app: Flask) -> dict:
                         **({"description": prop["description"]} if "description" in prop else {}),
                     }
                 )
-        for method in sorted(
-            rule.methods - {"OPTIONS", "HEAD"} if "GET" in rule.methods else rule.methods - {"OPTIONS"}
-        ):
+        methods = rule.methods or set()
+        for method in sorted(methods - {"OPTIONS", "HEAD"} if "GET" in methods else methods - {"OPTIONS"}):
             op: dict[str, Any] = {
                 "operationId": f"{rule.endpoint}_{method.lower()}",
                 "summary": spec["summary"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image, ImageDraw
 
@@ -87,7 +87,10 @@ def _demo_user(db, name: str) -> int:
     try:
         return create_user(db, name, f"{name}@example.com", DEMO_PASSWORD)["id"]
     except NameTaken:  # seeded before: reuse the account
-        return find_user_by_login(db, name)["id"]
+        user = find_user_by_login(db, name)
+        if user is None:  # the email belongs to someone else
+            raise
+        return user["id"]
 
 
 def seed_demo(

@@ -18,6 +18,7 @@ held in memory or copied to a temp file first; every sink is closed after the vi
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -57,6 +58,7 @@ def _nul_field(data: Any, path: str = "") -> str | None:
     """The path of the first string holding a NUL character, which PostgreSQL text cannot store."""
     if isinstance(data, str):
         return path or "value" if "\x00" in data else None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(data, dict):
         items = data.items()
     elif isinstance(data, (list, tuple)):
@@ -186,14 +188,13 @@ def api(
 
     `form` is a multipart model (see `parse_form`), `file_sink` makes the object each file part
     is streamed into. `auth` says who may call (see `Auth`); it is the one login check, made
-    before the request is parsed. `request_doc` / `response_doc` describe bodies that are not JSON (bytes) for the
-    OpenAPI document; `responses` lists the error statuses the route can answer; `parameters`
+    before the request is parsed. `request_doc` / `response_doc` describe bodies that are not
+    JSON (bytes) for the OpenAPI document; `responses` lists the error statuses the route can answer; `parameters`
     adds OpenAPI parameters the models do not describe (headers). A view may return
     `(model, status)` to answer one of `other_statuses` (successes with the same schema).
     """
 
     def decorate(view):
-        @functools.wraps(view)
         def wrapper(*args, **kwargs):
             sinks = []
 
@@ -230,7 +231,9 @@ def api(
                 return out
             return result
 
-        wrapper.openapi = {
+        decorated: Any = functools.wraps(view)(wrapper)
+        # Read back by imagerepo.openapi to document the route.
+        decorated.openapi = {
             "body": body,
             "query": query,
             "form": form,
@@ -244,6 +247,6 @@ def api(
             "parameters": parameters or [],
             "other_statuses": other_statuses or {},
         }
-        return wrapper
+        return decorated
 
     return decorate

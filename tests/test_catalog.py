@@ -3,7 +3,6 @@ and privacy through all of them."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 import psycopg
@@ -11,7 +10,7 @@ import pytest
 
 from conftest import assert_error
 from imagerepo.tags.names import normalise_tag
-from imagesamples import image_bytes, quick_user, uploaded
+from imagesamples import image_bytes, quick_user
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The image API: upload, metadata, access keys, update, delete, listing; good and bad inputs."""
 
 import io
-import json
 
 import psycopg
 import pytest

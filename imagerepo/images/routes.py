@@ -34,6 +34,7 @@ from .upload import (
     BatchSink,
     StagingSink,
     batch_body_limit,
+    sink_of,
     store_batch_part,
     store_raw_body,
     store_upload,
@@ -76,7 +77,7 @@ _READ_ERRORS = {
 )
 def upload(form: UploadForm):
     owner = access.caller_id()
-    return image_out(store_upload(owner, form.file.stream.stager, form.file.filename, form), owner)
+    return image_out(store_upload(owner, sink_of(form.file).stager, form.file.filename, form), owner)
 
 
 @bp.post("/images/raw")

@@ -4,7 +4,7 @@ documented by imagerepo.validation), and the image row as the API shows it."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
 import pydantic
 
@@ -78,7 +78,7 @@ def _instant(value: str) -> dt.datetime:
             stamp = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ValueError("an ISO 8601 date (2024-05-01) or date-time (2024-05-01T12:00:00Z) is required") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
 class ImageFilters(Schema):
@@ -95,7 +95,7 @@ class ImageFilters(Schema):
     owner: Annotated[str, pydantic.StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] | None = pydantic.Field(
         None, description="Owner's user name"
     )
-    type: Literal[imagetypes.ACCEPTED_TYPES] | None = pydantic.Field(None, description="Content type, e.g. image/png")
+    type: imagetypes.AcceptedType | None = pydantic.Field(None, description="Content type, e.g. image/png")
 
     @pydantic.field_validator("from_", "to")
     @classmethod
@@ -113,7 +113,8 @@ class ImageFilters(Schema):
 
     @pydantic.model_validator(mode="after")
     def _ordered(self):
-        if self.from_ and self.to and self.created_before is not None and self.created_after > self.created_before:
+        after, before = self.created_after, self.created_before
+        if after is not None and before is not None and after > before:
             raise ValueError("from is after to")
         return self
 

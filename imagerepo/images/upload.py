@@ -9,9 +9,10 @@ leaves nothing behind.
 from __future__ import annotations
 
 import functools
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 from flask import g, request
+from werkzeug.datastructures import FileStorage
 
 from ..blobstore import UploadTooLarge
 from ..blobstore.staging import Stager
@@ -93,6 +94,11 @@ def store_upload(owner_id: int, stager: Stager, filename: str | None, fields: Up
         stager.abort()
 
 
+def sink_of(part: FileStorage) -> StagingSink:
+    """The sink werkzeug streamed a file part into (made by @api's `file_sink`)."""
+    return cast(StagingSink, part.stream)
+
+
 def store_raw_body(owner_id: int, body: IO[bytes], filename: str, fields: UploadFields):
     """Stage a raw request body as it arrives, then store it."""
     stager = services().blobs.stager()
@@ -104,8 +110,9 @@ def store_raw_body(owner_id: int, body: IO[bytes], filename: str, fields: Upload
     return store_upload(owner_id, stager, filename, fields)
 
 
-def store_batch_part(owner_id: int, part, fields: UploadFields):
-    """Store one file of a batch (its sink has staged it, or marked it too large)."""
-    if part.stream.too_large:
-        raise part.stream.too_large
-    return store_upload(owner_id, part.stream.stager, part.filename, fields)
+def store_batch_part(owner_id: int, part: FileStorage, fields: UploadFields):
+    """Store one file of a batch (its sink has staged it, or kept why it was refused)."""
+    sink = cast(BatchSink, sink_of(part))
+    if sink.too_large:
+        raise sink.too_large
+    return store_upload(owner_id, sink.stager, part.filename, fields)
