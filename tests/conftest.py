@@ -108,7 +108,7 @@ def config(clean_db, tmp_path: Path) -> Config:
     return Config(
         env="test",
         database_url=clean_db,
-        jwt_secret="test-secret-" + "x" * 40,
+        jwt_secret="test-secret-" + "x" * 52,  # 64 bytes: long enough for HS512 too (tests forge those)
         blob_dir=tmp_path / "blobs",
         gc_interval_seconds=0,
         db_pool_max=8,
