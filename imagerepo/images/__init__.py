@@ -1,4 +1,4 @@
-"""Images: the `images` table and the /images routes.
+"""Images: this package owns the `images` table and the /images routes.
 
 Upload (multipart, raw body or batch) -> the bytes are staged chunk by chunk as they arrive,
 typed by their content, then committed to the blob store and recorded in one transaction.

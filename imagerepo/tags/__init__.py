@@ -1,4 +1,4 @@
-"""Tags: names, the `tags` and `image_tags` tables, and the /tags routes.
+"""Tags: this package owns tag names, the `tags` and `image_tags` tables, and the /tags routes.
 
 A tag name is normalised before anything else sees it: Unicode NFKC, whitespace trimmed and
 collapsed to single spaces, lower case. The result must be 1-50 characters of letters, digits,
