@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .accounts import AccountDisabled, AccountGone, InvalidCredentials, NameTaken
 from .context import services
 from .errors import error_response
-from .validation import Schema, api
+from .validation import Schema, SparseSchema, api
 
 bp = Blueprint("auth", __name__)
 
@@ -48,9 +48,11 @@ class LoginIn(Schema):
     password: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)]
 
 
-class UserOut(Schema):
+class UserOut(SparseSchema):
     """An account as every route shows it (to itself, or to an administrator); never its
     password hash."""
+
+    sparse_fields = ("images",)
 
     id: int
     name: str
@@ -59,13 +61,6 @@ class UserOut(Schema):
     isDisabled: bool
     images: int | None = pydantic.Field(None, description="Images the account owns (administrators' listings)")
     createdAt: dt.datetime
-
-    @pydantic.model_serializer(mode="wrap")
-    def _count_when_known(self, handler):
-        data = handler(self)
-        if "images" not in self.model_fields_set:
-            data.pop("images", None)
-        return data
 
 
 class TokensOut(Schema):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
 from flask import jsonify, request
@@ -35,6 +35,21 @@ class Schema(pydantic.BaseModel):
     """Base for every request/response schema: unknown request fields are refused."""
 
     model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SparseSchema(Schema):
+    """A response schema whose `sparse_fields` are left out of the JSON unless they were set
+    (an access key only the owner sees, a count only some listings have)."""
+
+    sparse_fields: ClassVar[tuple[str, ...]] = ()
+
+    @pydantic.model_serializer(mode="wrap")
+    def _leave_out_unset(self, handler):
+        data = handler(self)
+        for name in self.sparse_fields:
+            if name not in self.model_fields_set:
+                data.pop(name, None)
+        return data
 
 
 class ErrorDetail(Schema):

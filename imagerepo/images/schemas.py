@@ -11,7 +11,7 @@ import pydantic
 from .. import imagetypes
 from ..pagination import PageSize
 from ..tags.names import TagFields, TagNames
-from ..validation import ErrorDetail, Schema, UploadedFile
+from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
 from .queries import search_words
 from .upload import MAX_BATCH_FILES
 
@@ -165,7 +165,9 @@ class TagsPut(Schema):
     tags: TagNames = pydantic.Field(description="The image's tags from now on (an empty list removes them all)")
 
 
-class ImageOut(Schema):
+class ImageOut(SparseSchema):
+    sparse_fields = ("accessKey",)
+
     id: int
     name: str
     creator: int = pydantic.Field(description="Id of the owner")
@@ -182,13 +184,6 @@ class ImageOut(Schema):
     updatedAt: dt.datetime
     url: str = pydantic.Field(description="Path of the content")
     tags: list[str] = pydantic.Field(description="Tag names, sorted")
-
-    @pydantic.model_serializer(mode="wrap")
-    def _owner_only_key(self, handler):
-        data = handler(self)
-        if "accessKey" not in self.model_fields_set:
-            data.pop("accessKey", None)
-        return data
 
 
 def image_out(row, viewer_id: int | None) -> ImageOut:
