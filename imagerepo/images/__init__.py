@@ -10,8 +10,11 @@ Metadata, content (ETag, Range, HEAD), change, tags, delete and the paginated li
     listing.py  a page of what a viewer may see, with the next cursor
     upload.py   multipart, raw and batch uploads, all ending in `store_upload`
     content.py  serving bytes: Range, conditional requests, Content-Disposition
+    errors.py   what image operations raise (mapped to HTTP in imagerepo/errors.py)
     routes.py   the blueprint and its views
 
 Who may see or change what is decided in imagerepo.access, never here; bytes are stored and
-read through the blob store, never from files directly; a file name is never used as a path.
+read through the blob store, never from files directly; a file name is never used as a path;
+only routes.py (and upload/content, which serve it) may speak HTTP, and nothing outside the app
+and other route modules imports routes.py.
 """
