@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from . import db as dbmod
 from . import request_body
@@ -17,19 +18,23 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
-    app.json.sort_keys = False
+    json_provider = DefaultJSONProvider(app)
+    json_provider.sort_keys = False
+    app.json = json_provider
     # Every body is read through a checked stream, with a limit per route (small for JSON).
     request_body.install(app, config.max_upload_bytes)
 
     database = dbmod.Database(dbmod.resolve_url(config), config.db_pool_min, config.db_pool_max)
     dbmod.apply_schema(database.url)
-    services = Services(config=config, db=database)
-    app.extensions["imagerepo"] = services
 
-    from . import admin, audit, auth, docs, health, images, tags, web
+    from . import admin, audit, auth, docs, health, web
     from .blobstore import BlobStore
+    from .images import routes as images
+    from .images.queries import OBJECT_REFERENCES_SQL
+    from .tags import routes as tags
 
-    services.blobs = BlobStore.for_config(config, database, images.OBJECT_REFERENCES_SQL)
+    services = Services(config=config, db=database, blobs=BlobStore.for_config(config, database, OBJECT_REFERENCES_SQL))
+    app.extensions["imagerepo"] = services
 
     auth.init_jwt(app)
     app.register_blueprint(auth.bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from .validation import openapi_document
+from .openapi import openapi_document
 
 bp = Blueprint("docs", __name__)
 

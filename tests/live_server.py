@@ -54,23 +54,23 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "LiveServer":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            self.wrapper
-            + [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                str(PROJECT_ROOT / "gunicorn.conf.py"),
-                "imagerepo:create_app()",
-            ],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.log_path, "ab") as log:  # the server keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                self.wrapper
+                + [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(PROJECT_ROOT / "gunicorn.conf.py"),
+                    "imagerepo:create_app()",
+                ],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

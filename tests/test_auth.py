@@ -9,7 +9,7 @@ import pytest
 
 from conftest import assert_error, auth_header, login, register
 
-SECRET = "test-secret-" + "x" * 40
+SECRET = "test-secret-" + "x" * 52  # the app fixture's secret (conftest.py)
 
 
 def test_register_returns_user_without_password(client):

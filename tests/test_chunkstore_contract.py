@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from imagerepo.chunkstore import ChunkFile, ChunkMissing, LocalChunkStore, StagingArea
+from imagerepo.blobstore.interface import ChunkFile, ChunkMissing
+from imagerepo.blobstore.local import LocalChunkStore, StagingArea
 
 
 def _local(tmp_path: Path, request=None) -> LocalChunkStore:
@@ -73,6 +74,19 @@ def test_get_of_a_missing_digest_raises_chunk_missing(store):
     digest, _ = chunk(3)
     with pytest.raises(ChunkMissing):
         store.get(digest)
+
+
+def test_stat_gives_size_and_time_without_reading_and_raises_chunk_missing(store):
+    digest, data = chunk(30, 7000)
+    with pytest.raises(ChunkMissing):
+        store.stat(digest)
+    store.put(digest, data)
+    assert store.stat(digest) == ChunkFile(digest, len(data), pytest.approx(time.time(), abs=60))
+    store.delete(digest)
+    with pytest.raises(ChunkMissing):
+        store.stat(digest)
+    with pytest.raises(ValueError):
+        store.stat("../" + "0" * 61)
 
 
 def test_delete(store):

@@ -51,7 +51,10 @@ def test_serves_on_the_given_port_and_stops_on_sigterm(config):
         assert created.status_code == 201
     finally:
         server.send_signal(signal.SIGTERM)
-        assert server.wait(15) == 0
+        try:
+            assert server.wait(15) == 0
+        finally:
+            server.stdout.close()
 
 
 def test_reinstall_schema_empties_database_and_chunk_store(config):

@@ -18,10 +18,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from imagerepo.blobstore import BlobStore, ChunkCorrupt
-from imagerepo.cache import ChunkCache
-from imagerepo.chunkstore import ChunkMissing
+from imagerepo.blobstore.cache import ChunkCache
+from imagerepo.blobstore.interface import ChunkMissing
 from imagerepo.config import Config, ConfigError
-from imagerepo.s3store import ChunkRejected, S3ChunkStore, StoreUnavailable
+from imagerepo.blobstore.s3 import ChunkRejected, S3ChunkStore, StoreUnavailable
 
 
 def chunk(seed: int, size: int = 3000) -> tuple[str, bytes]:

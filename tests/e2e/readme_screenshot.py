@@ -20,11 +20,11 @@ from psycopg import conninfo, sql
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from harness import CHROMIUM, CHROMIUM_FLAGS
-from live_server import LiveServer
+from harness import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402 (found through sys.path above)
+from live_server import LiveServer  # noqa: E402
 
-from imagerepo.config import PROJECT_ROOT
-from imagerepo.db import apply_schema
+from imagerepo.config import PROJECT_ROOT  # noqa: E402
+from imagerepo.db import apply_schema  # noqa: E402
 
 OUT = PROJECT_ROOT / "gallery.png"
 

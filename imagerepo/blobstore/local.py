@@ -1,18 +1,8 @@
-"""Where chunk bytes live. The narrow interface every backend implements:
+"""Where chunk bytes live on a local disk: the `ChunkStore` contract (interface.py) on files.
 
-    put(digest, data) -> bool      store bytes (or a staged file) under their digest; False if the
-                                   right bytes were there already (a wrong file is replaced)
-    get(digest) -> bytes           raise ChunkMissing when absent; no verification here
-    exists(digest) -> bool
-    delete(digest) -> bool         False if it was already gone
-    quarantine(digest, size) -> bool   move a wrong file aside (for fsck --repair); False if right
-    iterate() -> ChunkFile...      every stored chunk (digest, size, mtime)
-
-plus the staging area uploads write into before anything is committed (`new_staging_area`,
-`sweep_staging`). Digests are lowercase SHA-256 hex. The local-disk store lays chunks out
-like git's objects: `root/ab/cd/abcd…`, written to a temp file, fsynced, renamed into place,
-so a reader never sees a partial chunk. An object-storage backend (S3) would implement the
-same methods; nothing above this module knows about paths.
+The local-disk store lays chunks out like git's objects: `root/ab/cd/abcd…`, written to a temp
+file, fsynced, renamed into place, so a reader never sees a partial chunk. An object-storage
+backend (S3) implements the same contract; nothing above this module knows about paths.
 
 A file already at a chunk's final path is only kept when it holds the right bytes: its size is
 checked always, its SHA-256 unless this process has written or verified that very file (same
@@ -30,7 +20,6 @@ once older than the grace period). Age alone cannot tell a slow upload from a de
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -41,10 +30,12 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
 
 from cachetools import LRUCache
+
+from .interface import ChunkFile, ChunkMissing, ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +45,6 @@ STAGING = "tmp"
 QUARANTINE = "quarantine"
 # Chunk files this process wrote or verified, by digest: (inode, size, mtime_ns) then.
 _KNOWN_GOOD_ENTRIES = 16_384
-
-
-class ChunkMissing(LookupError):
-    pass
-
-
-@dataclasses.dataclass(frozen=True)
-class ChunkFile:
-    digest: str
-    size: int
-    mtime: float
-
-
-class ChunkStore(Protocol):
-    def put(self, digest: str, data: bytes | Path) -> bool: ...
-    def get(self, digest: str) -> bytes: ...
-    def exists(self, digest: str) -> bool: ...
-    def delete(self, digest: str) -> bool: ...
-    def quarantine(self, digest: str, size: int) -> bool: ...
-    def iterate(self) -> Iterator[ChunkFile]: ...
-    def new_staging_area(self) -> "StagingArea": ...
-    def sweep_staging(self, older_than_seconds: float) -> int: ...
 
 
 def _check_digest(digest: str) -> str:
@@ -124,10 +93,6 @@ class StagingArea:
         if self._release.alive:
             shutil.rmtree(self.path, ignore_errors=True)
             self._release()
-
-    @property
-    def active(self) -> bool:
-        return self._release.alive
 
 
 class LocalChunkStore:
@@ -241,6 +206,13 @@ class LocalChunkStore:
     def exists(self, digest: str) -> bool:
         return self.path_for(digest).is_file()
 
+    def stat(self, digest: str) -> ChunkFile:
+        try:
+            st = self.path_for(digest).stat()
+        except FileNotFoundError:
+            raise ChunkMissing(digest) from None
+        return ChunkFile(digest, st.st_size, st.st_mtime)
+
     def delete(self, digest: str) -> bool:
         try:
             os.unlink(self.path_for(digest))
@@ -349,3 +321,8 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Static conformance (restic's `var _ backend.Backend = &Local{}`): mypy fails here if
+# LocalChunkStore stops implementing the contract.
+_LOCAL_IS_A_CHUNK_STORE: type[ChunkStore] = LocalChunkStore
