@@ -200,6 +200,7 @@ def login(body: LoginIn):
     if not password_ok:
         login_limits.failed(svc.db, attempt)
         raise InvalidCredentials()
+    assert user is not None  # a password only verifies against a real account's hash
     login_limits.succeeded(svc.db, attempt)
     if rehash:  # hashed before passwords were normalised: store the NFKC form's hash
         set_password_hash(svc.db, user["id"], passwords.hash_password(body.password))

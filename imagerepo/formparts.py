@@ -10,6 +10,7 @@ spent. File parts are streamed, as before, into the objects `stream_factory` mak
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.formparser import MultiPartParser, default_stream_factory
@@ -47,7 +48,8 @@ def parse(stream, boundary: bytes, stream_factory, budget: TextBudget = TextBudg
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, FileStorage]] = []
     text_parts = text_bytes = part_bytes = 0
-    part = container = None
+    part: Field | File | None = None
+    container: Any = None  # a list of a text field's pieces, or a file part's sink
     while True:
         data = stream.read(_READ_SIZE)
         decoder.receive_data(data or None)
@@ -75,6 +77,7 @@ def parse(stream, boundary: bytes, stream_factory, budget: TextBudget = TextBudg
                     if isinstance(part, Field):
                         fields.append((part.name, b"".join(container).decode(charset_of(part.headers), "replace")))
                     else:
+                        assert isinstance(part, File)
                         container.seek(0)
                         files.append(
                             (part.name, FileStorage(container, part.filename, part.name, headers=part.headers))

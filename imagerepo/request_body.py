@@ -175,9 +175,9 @@ def install(app: Flask, max_upload_bytes: int) -> None:
         )
         return inner(environ, start_response)
 
-    app.wsgi_app = checked_body
+    app.wsgi_app = checked_body  # type: ignore[method-assign]  # Flask documents wrapping it
 
     @app.before_request
     def _route_body_limit():
-        if takes_file_body(app.view_functions.get(request.endpoint)):
+        if request.endpoint and takes_file_body(app.view_functions.get(request.endpoint)):
             request.max_content_length = upload_limit

@@ -44,6 +44,8 @@ class _ReadTimeoutSocket(socket.socket):
     not cut because one send() waited."""
 
     __slots__ = ("read_timeout", "stalled")
+    read_timeout: float
+    stalled: bool
 
     @classmethod
     def adopt(cls, sock: socket.socket, read_timeout: float) -> _ReadTimeoutSocket:

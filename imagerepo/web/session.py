@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 
 import jwt
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask_jwt_extended import (
     decode_token,
     set_access_cookies,
@@ -46,7 +46,9 @@ def _refresh_cookie_age() -> int:
 def _api_answer(endpoint: str) -> dict:
     """Run one of the API's views on this request and return its JSON answer (errors propagate
     as the API's own errors)."""
-    return current_app.view_functions[endpoint]().get_json()
+    answer = current_app.view_functions[endpoint]()
+    assert isinstance(answer, Response)  # the API's views answer JSON responses
+    return answer.get_json()
 
 
 @bp.after_request
