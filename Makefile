@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
 #   make run    start the dev server on http://127.0.0.1:5666 (embedded PostgreSQL)
 #   make test   run the test suite
+#   make lint   ruff (lint and format check) and mypy
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 
-.PHONY: run serve nginx test bench clean-db lock wheel
+.PHONY: run serve nginx test lint bench clean-db lock wheel
 
 # The venv gets exactly what requirements.txt (the lock of every extra) says, then the package
 # itself in editable mode (the imagerepo and imagerepo-client commands). Compiled as pip would:
@@ -39,7 +40,13 @@ nginx:
 	  else echo "nginx is missing: install it (sudo apt-get install nginx)" >&2; exit 1; fi; }
 
 test: $(VENV)/.installed nginx
+	sh tests/e2e/ensure_chromium.sh  # the browser tests' Chromium (Debian package), when missing
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy imagerepo
 
 bench: $(VENV)/.installed
 	$(PY) -m bench $(BENCH_ARGS)
@@ -50,8 +57,9 @@ lock: $(VENV)/.installed
 	$(LOCK) $(if $(UPGRADE),--upgrade) --extra dev -o requirements.txt pyproject.toml
 	$(LOCK) -c requirements.txt -o requirements-runtime.txt pyproject.toml
 
+# The sdist and the wheel built from it: a stale build/ directory cannot leak into the wheel.
 wheel: $(VENV)/.installed
-	$(UV) build --quiet --wheel --out-dir dist
+	$(UV) build --quiet --out-dir dist
 
 clean-db:
 	-$(PY) -m imagerepo db stop

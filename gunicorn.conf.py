@@ -8,7 +8,9 @@ import os
 
 bind = os.environ.get("IMAGEREPO_BIND", "0.0.0.0:5666")
 workers = int(os.environ.get("IMAGEREPO_WORKERS", multiprocessing.cpu_count()))
-worker_class = "gthread"
+# gthread, with every socket read bounded by IMAGEREPO_READ_TIMEOUT_SECONDS (a stalled client
+# cannot hold a thread for longer than that).
+worker_class = "imagerepo.serving.ReadTimeoutWorker"
 threads = int(os.environ.get("IMAGEREPO_THREADS", 8))
 # Uploads and downloads stream for as long as the client needs; keep idle sockets short.
 timeout = int(os.environ.get("IMAGEREPO_WORKER_TIMEOUT", 120))

@@ -53,9 +53,10 @@ def main() -> int:
             reinstall_schema(config)
             return 0
         from imagerepo import create_app
+        from imagerepo.serving import DevRequestHandler
 
         app = create_app(config)
-        app.run(host=args.host, port=args.port, threaded=True)
+        app.run(host=args.host, port=args.port, threaded=True, request_handler=DevRequestHandler)
         return 0
     finally:
         if started_embedded:

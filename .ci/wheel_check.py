@@ -113,7 +113,9 @@ def main() -> int:
     server = None
     try:
         step("build the wheel")
-        run([CHECKOUT / ".venv/bin/uv", "build", "--quiet", "--wheel", "--out-dir", work / "dist", CHECKOUT])
+        # Through the sdist, as a release is built: a stale build/ directory in the checkout
+        # (setuptools reuses it) would otherwise put modules deleted since into the wheel.
+        run([CHECKOUT / ".venv/bin/uv", "build", "--quiet", "--out-dir", work / "dist", CHECKOUT])
         wheels = list((work / "dist").glob("imagerepo-*.whl"))
         if len(wheels) != 1:
             fail(f"expected one wheel, found {wheels}")

@@ -16,7 +16,6 @@ import hashlib
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -226,7 +225,7 @@ class Bench:
         object and serves it again hot: the cache is meant to grow, up to IMAGEREPO_CACHE_BYTES
         per worker, so this is reported but not judged."""
         image_id, _ = stored["large"]
-        for run in range(self.plan.runs):
+        for _run in range(self.plan.runs):
             with Gunicorn(
                 "imagerepo:create_app()", self.server_env(database_url, blob_dir), self.workdir / "server-hotrss.log"
             ) as server:

@@ -33,7 +33,7 @@ def ratio(figures: Figures, key: str, baseline: str) -> float:
     elif len(base) * 2 == len(measured):  # two routes per run against one limit pair
         base = [b for b in base for _ in (0, 1)]
     if len(base) == len(measured):
-        return statistics.median(m / b for m, b in zip(measured, base))
+        return statistics.median(m / b for m, b in zip(measured, base, strict=True))
     return figures.median(key) / figures.median(baseline)
 
 

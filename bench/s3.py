@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from hashlib import sha256
 from pathlib import Path
 
-from imagerepo.s3store import S3ChunkStore
+from imagerepo.blobstore.s3 import S3ChunkStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,14 +114,14 @@ def run(store: S3ChunkStore, args) -> dict:
             "raw PUT",
             threads,
             raw,
-            lambda c: client.put_object(Bucket=store.bucket, Key=prefix + c[0], Body=c[1]),
+            lambda c, prefix=prefix: client.put_object(Bucket=store.bucket, Key=prefix + c[0], Body=c[1]),
         )
         log(f"raw GET x{threads}")
         results[f"raw_get_x{threads}"] = measure(
             "raw GET",
             threads,
             raw,
-            lambda c: client.get_object(Bucket=store.bucket, Key=prefix + c[0])["Body"].read(),
+            lambda c, prefix=prefix: client.get_object(Bucket=store.bucket, Key=prefix + c[0])["Body"].read(),
         )
 
         seed += 1

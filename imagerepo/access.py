@@ -4,49 +4,47 @@ Rules:
   * the owner always;
   * anyone (anonymous too) for a public image;
   * someone else's private image only with its access key (`?accesskey=` or `X-Access-Key`),
-    compared in constant time. No key -> 404, so its existence is not revealed; a wrong key ->
-    404 as well, answered, counted and limited exactly like a key for an id that does not exist
-    (same status, body and statements), so probing ids with keys tells nothing; more than
-    `access_key_max_failures` wrong keys for one id from one client address within
-    `access_key_window_seconds` -> 429 (even for the right key, until the window passes).
-  * changes and deletes: the owner only; others get 403 for an image they can see (public) and
-    404 for one they cannot (private).
+    compared in constant time. No key -> ImageNotFound (404), so its existence is not revealed;
+    a wrong key -> WrongAccessKey, answered (404), counted and limited exactly like a key for an
+    id that does not exist (same status, body and statements), so probing ids with keys tells
+    nothing; more than `access_key_max_failures` wrong keys for one id from one client address
+    within `access_key_window_seconds` -> TooManyAttempts (429, even for the right key, until the
+    window passes).
+  * changes and deletes: the owner only; others get NotOwner (403) for an image they can see
+    (public) and ImageNotFound (404) for one they cannot (private).
+
+Rules depend on image rows (imagerepo.images.queries), never on the image routes.
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 import secrets
+from typing import Literal, overload
 
 from flask import request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from .context import services
-from .errors import ApiError
+from .images.errors import ImageNotFound, NotOwner, TooManyAttempts, WrongAccessKey
+from .images.queries import find_image
 from .login_limits import client_key
 
 # Stands in for the stored key of an id that has none, so the comparison still runs.
 _NO_KEY = secrets.token_urlsafe(24)
 
 
-def token_required(view):
-    """Check the token before anything else, so an anonymous upload is refused before a byte of
-    its body is read."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        verify_jwt_in_request()
-        return view(*args, **kwargs)
-
-    return wrapper
+@overload
+def caller_id(optional: Literal[False] = False) -> int: ...
+@overload
+def caller_id(optional: bool) -> int | None: ...
 
 
 def caller_id(optional: bool = False) -> int | None:
     """The caller's user id; None for an anonymous caller when `optional`. A token that is sent
     but invalid, expired or revoked is a 401 either way."""
     # Verified once per request: each verification is a revocation query to PostgreSQL, and
-    # the decorators (token_required, @api's optional check) have usually done it already.
+    # @api's auth check has usually done it already.
     try:
         claims = get_jwt()  # {} when verified as optional and no token was sent
     except RuntimeError:  # not verified yet in this request
@@ -63,36 +61,26 @@ def presented_key(query_key: str | None) -> str | None:
     return key or None
 
 
-def _not_found() -> ApiError:
-    return ApiError(404, "not_found", "no such image")
-
-
-def _not_found_or_wrong_key() -> ApiError:
-    return ApiError(404, "not_found", "no such image, or the access key is wrong")
-
-
 def _client() -> str:
     return client_key(request.remote_addr)
 
 
 def visible_image(image_id: int, viewer: int | None, key: str | None):
     """The image row if `viewer` (None: anonymous) with `key` may see it; else the error."""
-    from .images import find_image
-
     db = services().db
     with db.read() as conn:  # the common case (public, or the owner) is this one statement
         row = find_image(conn, image_id)
     if row is not None and (not row["is_private"] or row["owner_id"] == viewer):
         return row
     if key is None:
-        raise _not_found()
+        raise ImageNotFound()
     # Absent, or someone else's private image: a key is checked and counted the same way for
     # both (same statements, same answer), so a key tells nothing about which ids exist.
     with db.transaction() as conn:
         key_ok = check_key(conn, image_id, row["access_key"] if row else None, key)
     # Raised after the transaction has committed, so the recorded failure is kept.
     if not key_ok:
-        raise _not_found_or_wrong_key()
+        raise WrongAccessKey()
     return row
 
 
@@ -100,7 +88,7 @@ def check_key(conn, image_id: int, stored: str | None, key: str) -> bool:
     """Compare the key with `stored` (None: the id has no image, or no key) in constant time,
     counting failures per id and client. Runs under a transaction-scoped advisory lock per
     client, so concurrent guesses from several workers cannot slip past the limit together.
-    Returns False (failure recorded) for a wrong key; raises 429 past the limit."""
+    Returns False (failure recorded) for a wrong key; raises TooManyAttempts past the limit."""
     config = services().config
     client = _client()
     # Ids past bigint cannot exist and cannot be stored: counted together under 0.
@@ -116,12 +104,7 @@ def check_key(conn, image_id: int, stored: str | None, key: str) -> bool:
         failures["here"] >= config.access_key_max_failures
         or failures["everywhere"] >= config.access_key_max_failures_per_client
     ):
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "too many wrong access keys for this image; try again later",
-            headers={"Retry-After": str(config.access_key_window_seconds)},
-        )
+        raise TooManyAttempts(config.access_key_window_seconds)
     # Compared even when there is nothing to compare with, so both cases do the same work.
     matches = hmac.compare_digest((stored or _NO_KEY).encode(), key.encode())
     if matches and stored:
@@ -136,13 +119,11 @@ def check_key(conn, image_id: int, stored: str | None, key: str) -> bool:
 
 
 def owned_image(conn, image_id: int, owner: int):
-    """The image row, locked for change, if `owner` owns it; 403 if it is someone else's public
-    image, 404 if it is absent or someone else's private one."""
-    from .images import find_image
-
+    """The image row, locked for change, if `owner` owns it; NotOwner if it is someone else's
+    public image, ImageNotFound if it is absent or someone else's private one."""
     row = find_image(conn, image_id, lock=True)
     if row is None or (row["owner_id"] != owner and row["is_private"]):
-        raise _not_found()
+        raise ImageNotFound()
     if row["owner_id"] != owner:
-        raise ApiError(403, "forbidden", "only the owner can change or delete this image")
+        raise NotOwner()
     return row

@@ -5,17 +5,12 @@ them takes effect at once."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated
-
-import pydantic
 from flask import Blueprint
-from flask_jwt_extended import jwt_required
 
-from .auth import current_user_id, get_user
+from .accounts import AdminOnly, CannotDisableSelf, UserNotFound
+from .auth import UserOut, current_user_id, get_user, user_out
 from .context import services
-from .errors import ApiError
-from .pagination import decode_time_cursor, encode_time_cursor
+from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
 from .validation import Schema, api
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -24,27 +19,17 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def require_admin() -> dict:
     viewer = get_user(services().db, current_user_id())
     if viewer is None or not viewer["is_admin"]:
-        raise ApiError(403, "forbidden", "administrators only")
+        raise AdminOnly()
     return viewer
 
 
 class UsersQuery(Schema):
-    limit: Annotated[int, pydantic.Field(ge=1, le=100)] = 50
+    limit: PageSize = 50
     cursor: str | None = None
 
 
-class AdminUserOut(Schema):
-    id: int
-    name: str
-    email: str
-    isAdmin: bool
-    isDisabled: bool
-    images: int
-    createdAt: dt.datetime
-
-
 class UsersPageOut(Schema):
-    users: list[AdminUserOut]
+    users: list[UserOut]
     nextCursor: str | None
 
 
@@ -61,18 +46,6 @@ class StatsOut(Schema):
     cacheHitRate: float | None
 
 
-def _user_out(row) -> AdminUserOut:
-    return AdminUserOut(
-        id=row["id"],
-        name=row["name"],
-        email=row["email"],
-        isAdmin=row["is_admin"],
-        isDisabled=row["is_disabled"],
-        images=row["images"],
-        createdAt=row["created_at"],
-    )
-
-
 _ADMIN_USER_SQL = (
     "SELECT u.id, u.name, u.email, u.is_admin, u.is_disabled, u.created_at,"
     " (SELECT count(*) FROM images i WHERE i.owner_id = u.id)::int AS images FROM users u"
@@ -80,7 +53,6 @@ _ADMIN_USER_SQL = (
 
 
 @bp.get("/users")
-@jwt_required()
 @api(
     query=UsersQuery,
     response=UsersPageOut,
@@ -95,36 +67,31 @@ def users(query: UsersQuery):
         created_at, user_id = decode_time_cursor(query.cursor)
         where = "(u.created_at, u.id) < (%s, %s)"
         params = [created_at, user_id]
-    with services().db.transaction() as conn:
+    with services().db.read() as conn:
         rows = conn.execute(
             f"{_ADMIN_USER_SQL} WHERE {where} ORDER BY u.created_at DESC, u.id DESC LIMIT %s",
             (*params, query.limit + 1),
         ).fetchall()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return UsersPageOut(
-        users=[_user_out(r) for r in rows],
-        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
-    )
+    rows, next_cursor = page(rows, query.limit, lambda r: encode_time_cursor(r["created_at"], r["id"]))
+    return UsersPageOut(users=[user_out(r) for r in rows], nextCursor=next_cursor)
 
 
-def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> AdminUserOut:
+def set_disabled(user_id: int, disabled: bool, acting_admin_id: int) -> UserOut:
     if user_id == acting_admin_id and disabled:
-        raise ApiError(409, "conflict", "an administrator cannot disable their own account")
+        raise CannotDisableSelf()
     with services().db.transaction() as conn:
         updated = conn.execute(
             "UPDATE users SET is_disabled = %s WHERE id = %s RETURNING id", (disabled, user_id)
         ).fetchone()
         if updated is None:
-            raise ApiError(404, "not_found", "no such user")
+            raise UserNotFound()
         row = conn.execute(f"{_ADMIN_USER_SQL} WHERE u.id = %s", (user_id,)).fetchone()
-    return _user_out(row)
+    return user_out(row)
 
 
 @bp.post("/users/<int:user_id>/disable")
-@jwt_required()
 @api(
-    response=AdminUserOut,
+    response=UserOut,
     responses={403: "", 404: "", 409: "Cannot disable yourself"},
     summary="Disable an account: its tokens stop working at once (admins only)",
 )
@@ -134,21 +101,19 @@ def disable(user_id: int):
 
 
 @bp.post("/users/<int:user_id>/enable")
-@jwt_required()
-@api(response=AdminUserOut, responses={403: "", 404: ""}, summary="Enable an account (admins only)")
+@api(response=UserOut, responses={403: "", 404: ""}, summary="Enable an account (admins only)")
 def enable(user_id: int):
     admin = require_admin()
     return set_disabled(user_id, False, admin["id"])
 
 
 @bp.get("/stats")
-@jwt_required()
 @api(response=StatsOut, responses={403: ""}, summary="Storage statistics (admins only)")
 def stats():
     require_admin()
     svc = services()
     blob_stats = svc.blobs.stats()
-    with svc.db.transaction() as conn:
+    with svc.db.read() as conn:
         users_count = conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"]
     cache = svc.blobs.cache
     lookups = cache.hits + cache.misses

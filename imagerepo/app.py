@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from . import db as dbmod
+from . import request_body
 from .config import Config
 from .context import Services
 from .errors import register_error_handlers
-
-# Multipart framing around the file part: boundaries, headers and the small text fields.
-_MULTIPART_SLACK = 1024 * 1024
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -22,20 +21,26 @@ def create_app(config: Config | None = None) -> Flask:
     if config.trusted_proxy_hops:
         from .proxy import TrustedProxyFix
 
-        app.wsgi_app = TrustedProxyFix(app.wsgi_app, config.trusted_proxy_hops, config.trusted_proxies)
-    app.json.sort_keys = False
-    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + _MULTIPART_SLACK
-    app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]  # Flask documents wrapping it
+            app.wsgi_app, config.trusted_proxy_hops, config.trusted_proxies
+        )
+    json_provider = DefaultJSONProvider(app)
+    json_provider.sort_keys = False
+    app.json = json_provider
+    # Every body is read through a checked stream, with a limit per route (small for JSON).
+    request_body.install(app, config.max_upload_bytes)
 
     database = dbmod.Database(dbmod.resolve_url(config), config.db_pool_min, config.db_pool_max)
     dbmod.apply_schema(database.url)
-    services = Services(config=config, db=database)
-    app.extensions["imagerepo"] = services
 
-    from . import admin, audit, auth, docs, health, images, tags
+    from . import admin, audit, auth, docs, health, web
     from .blobstore import BlobStore
+    from .images import routes as images
+    from .images.queries import OBJECT_REFERENCES_SQL
+    from .tags import routes as tags
 
-    services.blobs = BlobStore.for_config(config, database, images.OBJECT_REFERENCES_SQL)
+    services = Services(config=config, db=database, blobs=BlobStore.for_config(config, database, OBJECT_REFERENCES_SQL))
+    app.extensions["imagerepo"] = services
 
     auth.init_jwt(app)
     app.register_blueprint(auth.bp)
@@ -45,6 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(docs.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(admin.bp)
+    web.init_web(app)  # the gallery, /docs and the browser's cookie session
     audit.init_audit(app)
     register_error_handlers(app)
 

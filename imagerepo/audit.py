@@ -14,16 +14,16 @@ import logging
 import queue
 import threading
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from flask import Blueprint, Flask, g, request
-from flask_jwt_extended import get_jwt, jwt_required
+from flask_jwt_extended import get_jwt
 
+from .accounts import AccountGone, AdminOnly
 from .auth import current_user_id
 from .context import services
-from .errors import ApiError
-from .pagination import decode_time_cursor, encode_time_cursor
+from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
 from .validation import Schema, api
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class AuditWriter:
             self._hurry.wait(_FLUSH_SECONDS)
             self._hurry.clear()
             while True:  # drain everything queued, a batch at a time
-                rows = []
+                rows: list[tuple] = []
                 while len(rows) < 5000:
                     try:
                         rows.append(self._queue.get_nowait())
@@ -154,14 +154,14 @@ def init_audit(app: Flask) -> None:
             response.status_code,
             round((time.perf_counter() - started) * 1000, 3),
             request.remote_addr,
-            dt.datetime.now(dt.timezone.utc),
+            dt.datetime.now(dt.UTC),
         )
         writer.record(row, durable=request.method not in _READ_METHODS)
         return response
 
 
 class AuditQuery(Schema):
-    limit: Annotated[int, pydantic.Field(ge=1, le=100)] = 50
+    limit: PageSize = 50
     cursor: str | None = None
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] | None = None
     path: Annotated[str, pydantic.StringConstraints(max_length=2000)] | None = pydantic.Field(
@@ -193,7 +193,8 @@ class AuditPageOut(Schema):
 
 
 def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -> AuditPageOut:
-    conditions, params = [], []
+    conditions: list[str] = []
+    params: list[Any] = []
     if not viewer_is_admin:
         conditions.append("user_id = %s")
         params.append(viewer_id)
@@ -220,14 +221,13 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
         conditions.append("(created_at, id) < (%s, %s)")
         params += [created_at, row_id]
     where = " AND ".join(conditions) or "true"
-    with db.transaction() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT id, user_id, method, path, query, status, duration_ms, client, created_at FROM audit_log"
             f" WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
             (*params, query.limit + 1),
         ).fetchall()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
+    rows, next_cursor = page(rows, query.limit, lambda r: encode_time_cursor(r["created_at"], r["id"]))
     return AuditPageOut(
         records=[
             AuditRecordOut(
@@ -243,12 +243,11 @@ def list_records(db, viewer_id: int, viewer_is_admin: bool, query: AuditQuery) -
             )
             for r in rows
         ],
-        nextCursor=encode_time_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None,
+        nextCursor=next_cursor,
     )
 
 
 @bp.get("/audit")
-@jwt_required()
 @api(
     query=AuditQuery,
     response=AuditPageOut,
@@ -260,6 +259,8 @@ def audit(query: AuditQuery):
 
     svc = services()
     viewer = get_user(svc.db, current_user_id())
+    if viewer is None:  # removed since its token was checked
+        raise AccountGone()
     if query.user is not None and not viewer["is_admin"] and query.user != viewer["id"]:
-        raise ApiError(403, "forbidden", "only administrators can read other users' records")
+        raise AdminOnly("only administrators can read other users' records")
     return list_records(svc.db, viewer["id"], viewer["is_admin"], query)

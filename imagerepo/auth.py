@@ -17,14 +17,15 @@ from flask_jwt_extended import (
     create_refresh_token,
     get_jwt,
     get_jwt_identity,
-    jwt_required,
 )
+from flask_jwt_extended.exceptions import CSRFError
 from pydantic_core import PydanticCustomError
 
 from . import login_limits, names, passwords
+from .accounts import AccountDisabled, AccountGone, InvalidCredentials, NameTaken
 from .context import services
-from .errors import ApiError, error_response
-from .validation import Schema, api
+from .errors import error_response
+from .validation import Schema, SparseSchema, api
 
 bp = Blueprint("auth", __name__)
 
@@ -70,11 +71,18 @@ class LoginIn(Schema):
     password: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)]
 
 
-class UserOut(Schema):
+class UserOut(SparseSchema):
+    """An account as every route shows it (to itself, or to an administrator); never its
+    password hash."""
+
+    sparse_fields = ("images",)
+
     id: int
     name: str
     email: str
     isAdmin: bool
+    isDisabled: bool
+    images: int | None = pydantic.Field(None, description="Images the account owns (administrators' listings)")
     createdAt: dt.datetime
 
 
@@ -98,10 +106,19 @@ class LogoutOut(Schema):
 _USER_COLUMNS = "id, name, email, password_hash, is_admin, is_disabled, created_at"
 
 
-def _user_out(row) -> UserOut:
-    return UserOut(
-        id=row["id"], name=row["name"], email=row["email"], isAdmin=row["is_admin"], createdAt=row["created_at"]
+def user_out(row) -> UserOut:
+    """The one user-to-JSON function; `images` is shown when the row counts them."""
+    fields = dict(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        isAdmin=row["is_admin"],
+        isDisabled=row["is_disabled"],
+        createdAt=row["created_at"],
     )
+    if "images" in row:
+        fields["images"] = row["images"]
+    return UserOut(**fields)
 
 
 def create_user(db, name: str, email: str, password: str, is_admin: bool = False) -> dict:
@@ -115,7 +132,7 @@ def create_user(db, name: str, email: str, password: str, is_admin: bool = False
             ).fetchone()
     except psycopg.errors.UniqueViolation as err:
         taken = "email" if "email" in (err.diag.constraint_name or "") else "name"
-        raise ApiError(409, "conflict", f"that {taken} is already registered") from None
+        raise NameTaken(taken) from None
 
 
 def find_user_by_login(db, login: str) -> dict | None:
@@ -161,7 +178,7 @@ def _tokens_for(user) -> TokensOut:
     body=RegisterIn, response=UserOut, status=201, auth=False, responses={409: "", 422: ""}, summary="Create an account"
 )
 def register(body: RegisterIn):
-    return _user_out(create_user(services().db, body.name, str(body.email), body.password))
+    return user_out(create_user(services().db, body.name, str(body.email), body.password))
 
 
 @bp.post("/login")
@@ -175,28 +192,25 @@ def register(body: RegisterIn):
 def login(body: LoginIn):
     svc = services()
     # Limited before the password is checked, the same way for a name that does not exist.
-    try:
-        attempt = login_limits.begin(
-            svc.db, svc.config, names.login_key(body.username), login_limits.client_key(request.remote_addr)
-        )
-    except login_limits.TooManyLogins as err:
-        raise ApiError(429, "too_many_attempts", str(err), headers={"Retry-After": str(err.retry_after)}) from None
+    attempt = login_limits.begin(
+        svc.db, svc.config, names.login_key(body.username), login_limits.client_key(request.remote_addr)
+    )
     user = find_user_by_login(svc.db, body.username)
     password_ok, rehash = passwords.verify_password(user["password_hash"] if user else None, body.password)
     if not password_ok:
         login_limits.failed(svc.db, attempt)
-        raise ApiError(401, "invalid_credentials", "wrong user name or password")
+        raise InvalidCredentials()
+    assert user is not None  # a password only verifies against a real account's hash
     login_limits.succeeded(svc.db, attempt)
     if rehash:  # hashed before passwords were normalised: store the NFKC form's hash
         set_password_hash(svc.db, user["id"], passwords.hash_password(body.password))
     if user["is_disabled"]:
-        raise ApiError(403, "account_disabled", "this account is disabled")
+        raise AccountDisabled()
     return _tokens_for(user)
 
 
 @bp.post("/token/refresh")
-@jwt_required(refresh=True)
-@api(response=AccessTokenOut, summary="A new access token for a refresh token")
+@api(response=AccessTokenOut, auth="refresh", summary="A new access token for a refresh token")
 def refresh():
     claims = get_jwt()
     token = create_access_token(
@@ -208,31 +222,33 @@ def refresh():
 
 
 @bp.post("/logout")
-@jwt_required(verify_type=False)
-@api(response=LogoutOut, summary="Revoke the token sent (access or refresh)")
+@api(response=LogoutOut, auth="any", summary="Revoke the token sent (access or refresh)")
 def logout():
-    claims = get_jwt()
+    revoke_token(services().db, get_jwt())
+    return LogoutOut()
+
+
+def revoke_token(db, claims: dict) -> None:
+    """Refuse this token from now on (logout here, and the gallery's cookie logout)."""
     # A refresh token's entry must outlive it by one access-token lifetime: an access token it
     # minted just before it expired is still alive and still names it.
     outlives = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() if claims.get("type") == "refresh" else 0
-    with services().db.transaction() as conn:
+    with db.transaction() as conn:
         conn.execute(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES (%s, to_timestamp(%s)) ON CONFLICT DO NOTHING",
             (claims["jti"], claims["exp"] + outlives),
         )
         # Dead tokens need no blocklist entry; prune as we go instead of a cron job.
         conn.execute("DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'")
-    return LogoutOut()
 
 
 @bp.get("/me")
-@jwt_required()
 @api(response=UserOut, summary="The account the token belongs to")
 def me():
     user = get_user(services().db, current_user_id())
     if user is None:
-        raise ApiError(401, "unauthorized", "the account of this token no longer exists")
-    return _user_out(user)
+        raise AccountGone()
+    return user_out(user)
 
 
 def init_jwt(app: Flask) -> None:
@@ -241,7 +257,20 @@ def init_jwt(app: Flask) -> None:
         JWT_SECRET_KEY=config.jwt_secret,
         JWT_ALGORITHM="HS256",
         JWT_DECODE_ALGORITHMS=["HS256"],
-        JWT_TOKEN_LOCATION=["headers"],
+        # API clients send `Authorization: Bearer`; browsers (the gallery, imagerepo/web) hold the
+        # tokens in HttpOnly cookies set by /web/session. A bearer header wins when both are sent,
+        # and needs no CSRF token; a cookie-authenticated POST/PUT/PATCH/DELETE must echo the
+        # csrf_access_token cookie in X-CSRF-TOKEN (double submit), which another site cannot read.
+        JWT_TOKEN_LOCATION=["headers", "cookies"],
+        JWT_COOKIE_CSRF_PROTECT=True,
+        # Strict: no cookie on any request another site starts; the gallery's pages are the same
+        # for everyone (the data comes from same-site API calls), so nothing is lost by it.
+        JWT_COOKIE_SAMESITE="Strict",
+        JWT_COOKIE_SECURE=config.env == "production",
+        # Cookies expire with their tokens (web sets max_age), so a browser never sends a dead one.
+        JWT_SESSION_COOKIE=False,
+        # The refresh token travels only to the session routes (refresh, logout), nowhere else.
+        JWT_REFRESH_COOKIE_PATH="/web/session",
         JWT_ACCESS_TOKEN_EXPIRES=dt.timedelta(minutes=config.access_token_minutes),
         JWT_REFRESH_TOKEN_EXPIRES=dt.timedelta(days=config.refresh_token_days),
         JWT_ERROR_MESSAGE_KEY="message",
@@ -281,3 +310,13 @@ def init_jwt(app: Flask) -> None:
     jwt.needs_fresh_token_loader(lambda _h, _p: unauthorized("a fresh token is required"))
     jwt.token_verification_failed_loader(lambda _h, _p: unauthorized("token verification failed"))
     jwt.user_lookup_error_loader(lambda _h, _p: unauthorized("unknown user"))
+
+    @app.errorhandler(CSRFError)
+    def _csrf_failed(err):
+        # A valid session cookie on a request that did not come from our own pages.
+        return error_response(
+            403,
+            "csrf_failed",
+            f"{err}: send the csrf_access_token cookie's value (csrf_refresh_token's to /web/session/refresh)"
+            " in X-CSRF-TOKEN",
+        )

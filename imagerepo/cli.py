@@ -39,7 +39,7 @@ class ProgressPrinter:
         self._end_phase()
 
     def _end_phase(self) -> None:
-        if self.unshown is not None:
+        if self.unshown is not None and self.phase is not None:
             self._write(self.phase, *self.unshown)
         if self.open_line:
             self.stream.write("\n")
@@ -66,7 +66,7 @@ def _database(config: Config) -> dbmod.Database:
 
 def _blobstore(config: Config):
     from .blobstore import BlobStore
-    from .images import OBJECT_REFERENCES_SQL
+    from .images.queries import OBJECT_REFERENCES_SQL
 
     return BlobStore.for_config(config, _database(config), OBJECT_REFERENCES_SQL)
 
@@ -120,8 +120,8 @@ def cmd_reinstall_schema(args, config: Config) -> int:
 
 
 def cmd_create_admin(args, config: Config) -> int:
+    from .accounts import NameTaken
     from .auth import RegisterIn, create_user
-    from .errors import ApiError
 
     interactive = sys.stdin.isatty()
     name = args.name or (input("name: ") if interactive else None)
@@ -145,8 +145,8 @@ def cmd_create_admin(args, config: Config) -> int:
         return 2
     try:
         user = create_user(_database(config), valid.name, str(valid.email), valid.password, is_admin=True)
-    except ApiError as err:
-        print(err.message, file=sys.stderr)
+    except NameTaken as err:
+        print(err, file=sys.stderr)
         return 1
     print(f"admin {user['name']} created (id {user['id']})")
     return 0

@@ -165,6 +165,9 @@ class Config:
     # Bearer token a Prometheus scraper sends for /metrics (admins' JWTs work too). The
     # counters reveal whether an upload was deduplicated, so they are not public.
     metrics_token: str = ""
+    # gunicorn (imagerepo.serving): longest wait for the next byte of a request's headers or
+    # body before the thread is freed (408 for a body), so stalled clients cannot hold them all.
+    read_timeout_seconds: int = 30
     # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0: the header is
     # ignored and the client is the connection's peer), and the peers believed when they send
     # it (addresses or networks, "*" for any; a Unix-socket peer is always local).
@@ -243,4 +246,5 @@ class Config:
             s3_timeout_seconds=_int(env, "IMAGEREPO_S3_TIMEOUT_SECONDS", cls.s3_timeout_seconds, 1),
             s3_max_attempts=_int(env, "IMAGEREPO_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
             s3_max_connections=_int(env, "IMAGEREPO_S3_MAX_CONNECTIONS", cls.s3_max_connections, 1),
+            read_timeout_seconds=_int(env, "IMAGEREPO_READ_TIMEOUT_SECONDS", cls.read_timeout_seconds, 1),
         )

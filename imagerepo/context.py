@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
 from .config import Config
 from .db import Database
 
+if TYPE_CHECKING:
+    from .blobstore import BlobStore
+
 
 @dataclasses.dataclass
 class Services:
     config: Config
     db: Database
-    blobs: object = None  # imagerepo.blobstore.BlobStore, set by create_app
+    blobs: BlobStore
 
 
 def services(app: Flask | None = None) -> Services:

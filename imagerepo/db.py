@@ -96,15 +96,18 @@ def migration_files() -> list[Traversable]:
     return sorted((p for p in MIGRATIONS.iterdir() if _MIGRATION_NAME.match(p.name)), key=lambda p: p.name)
 
 
+def _log_migration_warning(diag: psycopg.errors.Diagnostic) -> None:
+    if diag.severity_nonlocalized == "WARNING":
+        log.warning("schema: %s", diag.message_primary)
+
+
 def apply_schema(url: str) -> list[str]:
     """Apply schema files not applied yet, in order; returns the names applied."""
     applied_now = []
     with psycopg.connect(url, autocommit=True) as conn:
         # A migration reports what it found but could not fix (RAISE WARNING) to the log;
         # plain notices ("already exists, skipping") are noise.
-        conn.add_notice_handler(
-            lambda diag: diag.severity_nonlocalized == "WARNING" and log.warning("schema: %s", diag.message_primary)
-        )
+        conn.add_notice_handler(_log_migration_warning)
         # Several gunicorn workers may start at once: one applies, the others wait.
         conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
         try:

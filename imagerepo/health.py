@@ -33,7 +33,7 @@ def healthz():
     svc = services()
     problems = {}
     try:
-        with svc.db.transaction() as conn:
+        with svc.db.read() as conn:
             conn.execute("SELECT 1")
     except Exception as err:  # any failure means unhealthy, whatever its type
         problems["database"] = type(err).__name__
@@ -69,6 +69,7 @@ def _require_metrics_reader() -> None:
 
 @bp.get("/metrics")
 @api(
+    auth="view",
     summary="Prometheus metrics of this worker process (IMAGEREPO_METRICS_TOKEN or an admin token)",
     responses={403: "Not an administrator"},
     response_doc={"content": {"text/plain": {"schema": {"type": "string"}}}},

@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import struct
+import typing
 import warnings
 
 from PIL import Image, UnidentifiedImageError
-
-from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +28,25 @@ PILLOW_TYPES = {
     "TIFF": "image/tiff",
 }
 DICOM_TYPE = "application/dicom"
-ACCEPTED_TYPES = (*PILLOW_TYPES.values(), DICOM_TYPE)
+AcceptedType = typing.Literal[
+    "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff", "application/dicom"
+]
+ACCEPTED_TYPES: tuple[str, ...] = typing.get_args(AcceptedType)
 
 # Pillow's default MAX_IMAGE_PIXELS (about 89 megapixels) is kept; past it an image is refused
 # instead of merely warned about, so a small file cannot promise a gigapixel canvas.
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+class UnsupportedImage(Exception):
+    """Not one of the accepted image types (whatever its name or declared type says)."""
+
+    def __init__(self) -> None:
+        super().__init__("not an accepted image type (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)")
+
+
+class TooManyPixels(Exception):
+    """The header promises more than Pillow's MAX_IMAGE_PIXELS (a decompression bomb)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +58,7 @@ class ImageKind:
 
 def sniff(head: bytes, open_reader) -> ImageKind:
     """The type and size of the upload whose first bytes are `head`; `open_reader()` gives a
-    seekable file over all of it. Raises ApiError 415 (not an accepted type) or 422 (too many
-    pixels)."""
+    seekable file over all of it. Raises UnsupportedImage or TooManyPixels."""
     if is_dicom(head):
         width, height = dicom_dimensions(head)
         return ImageKind(DICOM_TYPE, width, height)
@@ -54,16 +66,15 @@ def sniff(head: bytes, open_reader) -> ImageKind:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with open_reader() as reader, Image.open(reader, formats=list(PILLOW_TYPES)) as image:
-                return ImageKind(PILLOW_TYPES[image.format], image.width, image.height)
+                # An opened image always has a format, one of those asked for.
+                return ImageKind(PILLOW_TYPES[image.format or ""], image.width, image.height)
     except _BOMB_ERRORS as err:
-        raise ApiError(422, "image_too_large", f"the image has too many pixels: {err}") from None
+        raise TooManyPixels(f"the image has too many pixels: {err}") from None
     except UnidentifiedImageError:
         pass
     except Exception as err:  # a parser choking on hostile bytes is still just "not an image"
         log.info("image parser refused an upload: %s: %s", type(err).__name__, err)
-    raise ApiError(
-        415, "unsupported_media_type", "not an accepted image type (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)"
-    )
+    raise UnsupportedImage()
 
 
 def is_dicom(head: bytes) -> bool:

@@ -1,7 +1,7 @@
-"""Opaque keyset cursors: the sort key of a page's last row, base64url-encoded.
-
-Every listing (images by date or by search rank, tags, audit records, admin users) uses these,
-so a cursor a client did not get from us is always the same 400 `invalid_cursor`."""
+"""Keyset pages for every listing (images by date or by search rank, tags, audit records, admin
+users): one page size limit, one way to cut a page and make the next cursor, and opaque cursors
+(the sort key of a page's last row, base64url-encoded), so a cursor a client did not get from us
+is always the same InvalidCursor (400 `invalid_cursor`)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,32 @@ import base64
 import binascii
 import datetime as dt
 import math
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
 
-from .errors import ApiError
+import pydantic
 
 _MAX_ID = 2**63
 
+MAX_PAGE_SIZE = 100
+# The `limit` query parameter of every listing; each gives its own default.
+PageSize = Annotated[int, pydantic.Field(ge=1, le=MAX_PAGE_SIZE)]
 
-def _invalid() -> ApiError:
-    return ApiError(400, "invalid_cursor", "the cursor is not one this service handed out")
+Row = TypeVar("Row")
+
+
+def page(rows: Sequence[Row], limit: int, cursor_of: Callable[[Row], str]) -> tuple[list[Row], str | None]:
+    """Cut a page from `rows`, fetched with LIMIT limit + 1: the first `limit` rows, and the
+    cursor of the next page (made from the last row shown) when the extra row says there is one."""
+    shown = list(rows[:limit])
+    return shown, (cursor_of(shown[-1]) if len(rows) > limit and shown else None)
+
+
+class InvalidCursor(Exception):
+    """A cursor this service did not hand out."""
+
+    def __init__(self) -> None:
+        super().__init__("the cursor is not one this service handed out")
 
 
 def encode_cursor(*parts) -> str:
@@ -25,13 +43,13 @@ def encode_cursor(*parts) -> str:
 
 
 def decode_parts(cursor: str, count: int) -> list[str]:
-    """The `count` parts of a cursor made by `encode_cursor`; 400 for anything else."""
+    """The `count` parts of a cursor made by `encode_cursor`; InvalidCursor for anything else."""
     try:
         parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if len(parts) != count:
-        raise _invalid()
+        raise InvalidCursor()
     return parts
 
 
@@ -39,9 +57,9 @@ def row_id(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if not 0 < value < _MAX_ID:
-        raise _invalid()
+        raise InvalidCursor()
     return value
 
 
@@ -55,9 +73,9 @@ def decode_time_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
         created_at = dt.datetime.fromisoformat(stamp)
     except ValueError:
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if created_at.tzinfo is None:
-        raise _invalid()
+        raise InvalidCursor()
     return created_at, row_id(last_id)
 
 
@@ -71,7 +89,7 @@ def decode_rank_cursor(cursor: str) -> tuple[float, int]:
     try:
         value = float(rank)
     except ValueError:
-        raise _invalid() from None
+        raise InvalidCursor() from None
     if kind != "rank" or not math.isfinite(value):
-        raise _invalid()
+        raise InvalidCursor()
     return value, row_id(last_id)

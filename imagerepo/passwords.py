@@ -46,7 +46,7 @@ def _trivial(text: str) -> bool:
     """One character or a piece of up to four repeated, or a run of consecutive characters."""
     if any(len(text) >= 2 * n and text == (text[:n] * (len(text) // n + 1))[: len(text)] for n in range(1, 5)):
         return True
-    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:])}
+    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:], strict=False)}
     return steps in ({1}, {-1})
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import io
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image, ImageDraw
 
-from .errors import ApiError
+from .accounts import NameTaken
 
 DEMO_PASSWORD = "demo-password"
 
@@ -86,8 +86,11 @@ def _demo_user(db, name: str) -> int:
 
     try:
         return create_user(db, name, f"{name}@example.com", DEMO_PASSWORD)["id"]
-    except ApiError:  # seeded before: reuse the account
-        return find_user_by_login(db, name)["id"]
+    except NameTaken:  # seeded before: reuse the account
+        user = find_user_by_login(db, name)
+        if user is None:  # the email belongs to someone else
+            raise
+        return user["id"]
 
 
 def seed_demo(
@@ -100,7 +103,7 @@ def seed_demo(
     """Create `users` demo accounts (demo1..demoN, password DEMO_PASSWORD; existing ones are
     reused) and `images` images spread over them. Returns counts."""
     from .context import services
-    from .images import create_image
+    from .images.service import create_image
 
     rng = random.Random(seed)
     progress = progress or (lambda *_: None)

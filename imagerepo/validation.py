@@ -1,5 +1,5 @@
-"""Declarative request/response validation with pydantic, and the OpenAPI document built
-from the same models.
+"""Declarative request/response validation with pydantic (the OpenAPI document is built from
+the same models, in imagerepo/openapi.py).
 
     @bp.post("/register")
     @api(body=RegisterIn, response=UserOut, status=201, summary="Create an account")
@@ -7,8 +7,7 @@ from the same models.
 
 The decorator parses and validates the JSON body / query string / form fields into the
 model (400 for unparseable JSON, 422 for values that fail the model), passes it as a keyword
-argument, and turns a returned model into JSON. `openapi_document(app)` walks the URL map and
-reads the same models back.
+argument, and turns a returned model into JSON. It is also the one login check (`auth`).
 
 Multipart forms (`form=Model`): text parts and file parts are validated together, file parts
 as `UploadedFile` fields. File parts are written, as they arrive, into sinks made by
@@ -19,14 +18,16 @@ held in memory or copied to a temp file first; every sink is closed after the vi
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic
-from flask import Flask, jsonify, request
+from flask import jsonify, request
+from flask_jwt_extended import verify_jwt_in_request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
-from werkzeug.formparser import FormDataParser
 
+from . import formparts
 from .errors import ApiError
 
 
@@ -34,6 +35,21 @@ class Schema(pydantic.BaseModel):
     """Base for every request/response schema: unknown request fields are refused."""
 
     model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SparseSchema(Schema):
+    """A response schema whose `sparse_fields` are left out of the JSON unless they were set
+    (an access key only the owner sees, a count only some listings have)."""
+
+    sparse_fields: ClassVar[tuple[str, ...]] = ()
+
+    @pydantic.model_serializer(mode="wrap")
+    def _leave_out_unset(self, handler):
+        data = handler(self)
+        for name in self.sparse_fields:
+            if name not in self.model_fields_set:
+                data.pop(name, None)
+        return data
 
 
 class ErrorDetail(Schema):
@@ -57,6 +73,7 @@ def _nul_field(data: Any, path: str = "") -> str | None:
     """The path of the first string holding a NUL character, which PostgreSQL text cannot store."""
     if isinstance(data, str):
         return path or "value" if "\x00" in data else None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(data, dict):
         items = data.items()
     elif isinstance(data, (list, tuple)):
@@ -143,24 +160,39 @@ def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
     """Parse a multipart/form-data body (text and file parts) into `model`.
 
     Anything that is not well-formed multipart is a 400; werkzeug's silent mode would turn
-    a broken body into an empty form and blame a "missing field" instead."""
+    a broken body into an empty form and blame a "missing field" instead. Text parts are held
+    to `formparts.TextBudget` (413 past it)."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(400, "bad_request", "a multipart/form-data body is required")
-    parser = FormDataParser(
-        stream_factory=stream_factory,
-        max_form_memory_size=request.max_form_memory_size,
-        max_content_length=request.max_content_length,
-        max_form_parts=request.max_form_parts,
-        silent=False,
-    )
+    boundary = request.mimetype_params.get("boundary", "")
+    if not boundary:
+        raise ApiError(400, "bad_request", "malformed multipart body: no boundary in Content-Type")
     try:
-        _, form, files = parser.parse_from_environ(request.environ)
-    except ValueError as err:
+        form, files = formparts.parse(request.stream, boundary.encode("latin-1"), stream_factory)
+    except ValueError as err:  # UnicodeEncodeError too: a boundary must be ASCII
         raise ApiError(400, "bad_request", f"malformed multipart body: {err}") from None
     data = _form_fields_given(_multi_dict_to_plain(form, model), model)
     for key in files.keys():
         data[key] = files.getlist(key) if len(files.getlist(key)) > 1 else files[key]
     return _validate(model, data, "form")
+
+
+# Who may call a route, checked before anything of the request is read (so an anonymous upload
+# is refused before a byte of its body): True an access token; "optional" anyone, but a token
+# that is sent must be valid; "refresh" a refresh token; "any" an access or a refresh token;
+# "view" the view checks credentials itself (documented as bearer); False anyone.
+Auth = bool | Literal["optional", "refresh", "any", "view"]
+
+
+def _verify_token(auth: Auth) -> None:
+    if auth is True:
+        verify_jwt_in_request()
+    elif auth == "optional":
+        verify_jwt_in_request(optional=True)
+    elif auth == "refresh":
+        verify_jwt_in_request(refresh=True)
+    elif auth == "any":
+        verify_jwt_in_request(verify_type=False)
 
 
 def api(
@@ -172,7 +204,7 @@ def api(
     response=None,
     status: int = 200,
     summary: str = "",
-    auth: bool | str = True,
+    auth: Auth = True,
     responses: dict[int, str] | None = None,
     request_doc: dict | None = None,
     response_doc: dict | None = None,
@@ -182,15 +214,14 @@ def api(
     """Validate the request into models and serialise the returned model.
 
     `form` is a multipart model (see `parse_form`), `file_sink` makes the object each file part
-    is streamed into. `auth` is True (token required), False, or "optional" (a token is used
-    when sent). `request_doc` / `response_doc` describe bodies that are not JSON (bytes) for the
-    OpenAPI document; `responses` lists the error statuses the route can answer; `parameters`
+    is streamed into. `auth` says who may call (see `Auth`); it is the one login check, made
+    before the request is parsed. `request_doc` / `response_doc` describe bodies that are not
+    JSON (bytes) for the OpenAPI document; `responses` lists the error statuses the route can answer; `parameters`
     adds OpenAPI parameters the models do not describe (headers). A view may return
     `(model, status)` to answer one of `other_statuses` (successes with the same schema).
     """
 
     def decorate(view):
-        @functools.wraps(view)
         def wrapper(*args, **kwargs):
             sinks = []
 
@@ -200,12 +231,10 @@ def api(
                 return sink
 
             try:
-                if auth == "optional":
-                    # Before parsing, so a request refused by validation is still attributed to
-                    # its user (the audit trail) and a bad token is a 401 whatever else is wrong.
-                    from flask_jwt_extended import verify_jwt_in_request
-
-                    verify_jwt_in_request(optional=True)
+                # Before parsing: a request refused by validation is still attributed to its
+                # user (the audit trail), a bad token is a 401 whatever else is wrong, and no
+                # body is read for a caller who may not send one.
+                _verify_token(auth)
                 if query is not None:
                     kwargs["query"] = parse_query(query)
                 if body is not None:
@@ -229,7 +258,9 @@ def api(
                 return out
             return result
 
-        wrapper.openapi = {
+        decorated: Any = functools.wraps(view)(wrapper)
+        # Read back by imagerepo.openapi to document the route.
+        decorated.openapi = {
             "body": body,
             "query": query,
             "form": form,
@@ -243,122 +274,6 @@ def api(
             "parameters": parameters or [],
             "other_statuses": other_statuses or {},
         }
-        return wrapper
+        return decorated
 
     return decorate
-
-
-_STATUS_TEXT = {
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No content",
-    206: "Partial content",
-    304: "Not modified",
-    400: "Malformed request",
-    401: "Missing, invalid, expired or revoked token",
-    403: "Not allowed",
-    404: "Absent or not visible to you",
-    409: "Conflict",
-    413: "Too large",
-    415: "Not an accepted image type",
-    416: "Range not satisfiable",
-    422: "Failed validation",
-    429: "Too many attempts",
-}
-
-
-def openapi_document(app: Flask) -> dict:
-    components: dict[str, Any] = {}
-
-    def ref(model) -> dict:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
-        for name, sub in schema.pop("$defs", {}).items():
-            components[name] = sub
-        components[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-    error_ref = ref(ErrorOut)
-    paths: dict[str, dict] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        view = app.view_functions.get(rule.endpoint)
-        spec = getattr(view, "openapi", None)
-        if spec is None:
-            continue
-        path = rule.rule
-        params = []
-        for arg in rule.arguments:
-            path = path.replace(f"<int:{arg}>", f"{{{arg}}}").replace(f"<{arg}>", f"{{{arg}}}")
-            params.append(
-                {
-                    "name": arg,
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "integer"} if arg.endswith("id") else {"type": "string"},
-                }
-            )
-        if spec["query"] is not None:
-            qschema = spec["query"].model_json_schema(by_alias=True)
-            required = set(qschema.get("required", []))
-            for name, prop in qschema.get("properties", {}).items():
-                params.append(
-                    {
-                        "name": name,
-                        "in": "query",
-                        "required": name in required,
-                        "schema": prop,
-                        **({"description": prop["description"]} if "description" in prop else {}),
-                    }
-                )
-        for method in sorted(
-            rule.methods - {"OPTIONS", "HEAD"} if "GET" in rule.methods else rule.methods - {"OPTIONS"}
-        ):
-            op: dict[str, Any] = {
-                "operationId": f"{rule.endpoint}_{method.lower()}",
-                "summary": spec["summary"],
-                "tags": [rule.endpoint.split(".")[0]],
-                "parameters": params,
-            }
-            op["parameters"] = params + spec.get("parameters", [])
-            if spec["body"] is not None:
-                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec["body"])}}}
-            elif spec.get("form") is not None:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {"multipart/form-data": {"schema": ref(spec["form"])}},
-                }
-            elif spec["request_doc"] is not None:
-                op["requestBody"] = spec["request_doc"]
-            ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec["status"], "OK")}
-            if spec["response"] is not None:
-                ok["content"] = {"application/json": {"schema": ref(spec["response"])}}
-            elif spec["response_doc"] is not None:
-                ok.update(spec["response_doc"])
-            op["responses"] = {str(spec["status"]): ok}
-            for code, text in spec.get("other_statuses", {}).items():
-                op["responses"][str(code)] = {**ok, "description": text}
-            for code, text in spec["responses"].items():
-                op["responses"][str(code)] = {
-                    "description": text or _STATUS_TEXT.get(code, ""),
-                    "content": {"application/json": {"schema": error_ref}},
-                }
-            if spec["auth"]:
-                # "optional": anonymous callers are served too; a token that is sent must be valid.
-                op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
-                op["responses"].setdefault(
-                    "401", {"description": _STATUS_TEXT[401], "content": {"application/json": {"schema": error_ref}}}
-                )
-            paths.setdefault(path, {})[method.lower()] = op
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "ImageRepo",
-            "version": "1.0.0",
-            "description": "Content-addressed image store: accounts, images, private images with access keys.",
-        },
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        },
-    }

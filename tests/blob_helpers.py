@@ -11,18 +11,41 @@ from pathlib import Path
 
 import psycopg
 
-from imagerepo.blobstore import BlobStore
+from imagerepo.blobstore import BlobStore, StoredObject
 from imagerepo.db import Database
-from imagerepo.images import OBJECT_REFERENCES_SQL
+from imagerepo.images.queries import OBJECT_REFERENCES_SQL
 
 SMALL_CHUNK = 4096
 
 
-def make_blobs(config, **changes) -> BlobStore:
+class BlobStoreForTests(BlobStore):
+    """A BlobStore with two shortcuts only tests need: store a whole stream, read a whole object."""
+
+    def put(self, stream, conn=None) -> StoredObject:
+        """Store everything `stream` yields and take one reference to it."""
+        stager = self.stager()
+        try:
+            staged = stager.stage_stream(stream).finish()
+        except BaseException:
+            stager.abort()
+            raise
+        try:
+            if conn is not None:
+                return self.commit(conn, staged)
+            with self.db.transaction() as own:
+                return self.commit(own, staged)
+        finally:
+            staged.discard()
+
+    def read_all(self, digest: str) -> bytes:
+        return b"".join(self.open(digest))
+
+
+def make_blobs(config, **changes) -> BlobStoreForTests:
     """A BlobStore built from `config` (small chunks by default so tests stay fast)."""
     config = dataclasses.replace(config, **{"chunk_size": SMALL_CHUNK, **changes})
     database = Database(config.database_url, 1, config.db_pool_max)
-    return BlobStore.for_config(config, database, OBJECT_REFERENCES_SQL)
+    return BlobStoreForTests.for_config(config, database, OBJECT_REFERENCES_SQL)
 
 
 def pseudo_random(size: int, seed: int) -> bytes:

@@ -18,6 +18,9 @@ from imagerepo import create_app, pgembed
 from imagerepo.config import Config, instance_home, pgdata_root
 from imagerepo.db import apply_schema
 
+# The browser tests' fixtures (chromium, gallery_server, open_tab), shared by tests/e2e/*.
+pytest_plugins = ["e2e.harness"]
+
 
 @contextlib.contextmanager
 def _embedded_test_server(database: str):
@@ -87,8 +90,8 @@ def database_url():
                 _drop_embedded(url, database)
 
 
-@pytest.fixture
-def clean_db(database_url):
+def truncate_all(database_url: str) -> None:
+    """Empty every table but the migration record."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         tables = [
             r[0]
@@ -101,6 +104,11 @@ def clean_db(database_url):
                 sql.SQL(", ").join(sql.Identifier(t) for t in tables)
             )
         )
+
+
+@pytest.fixture
+def clean_db(database_url):
+    truncate_all(database_url)
     return database_url
 
 
@@ -109,7 +117,7 @@ def config(clean_db, tmp_path: Path) -> Config:
     return Config(
         env="test",
         database_url=clean_db,
-        jwt_secret="test-secret-" + "x" * 40,
+        jwt_secret="test-secret-" + "x" * 52,  # 64 bytes: long enough for HS512 too (tests forge those)
         blob_dir=tmp_path / "blobs",
         gc_interval_seconds=0,
         db_pool_max=8,
@@ -222,7 +230,7 @@ def seaweed(tmp_path_factory):
 def s3_store(seaweed, tmp_path):
     """An S3 chunk store on the test SeaweedFS, under a key prefix of its own (so every test
     starts from an empty store without a bucket of its own)."""
-    from imagerepo.s3store import S3ChunkStore
+    from imagerepo.blobstore.s3 import S3ChunkStore
 
     return S3ChunkStore(
         seaweed.bucket,

@@ -105,16 +105,16 @@ def quick_user(app, name: str) -> dict:
     in test_auth.py; the image tests need many users fast."""
     from flask_jwt_extended import create_access_token
 
-    from imagerepo.auth import _user_out
+    from imagerepo.auth import user_out
 
     with app.app_context():
         svc = app.extensions["imagerepo"]
         with svc.db.transaction() as conn:
             row = conn.execute(
                 "INSERT INTO users (name, email, password_hash) VALUES (%s, %s, 'pbkdf2:sha256:1$x$y')"
-                " RETURNING id, name, email, is_admin, created_at",
+                " RETURNING id, name, email, is_admin, is_disabled, created_at",
                 (name, f"{name}@example.com"),
             ).fetchone()
         token = create_access_token(identity=str(row["id"]), additional_claims={"name": name})
-        user = _user_out(row).model_dump(mode="json")
+        user = user_out(row).model_dump(mode="json")
     return {"user": user, "headers": {"Authorization": f"Bearer {token}"}}

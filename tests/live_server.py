@@ -48,6 +48,7 @@ class LiveServer:
         threads: int = 4,
         extra_env: dict | None = None,
         log_path: Path | None = None,
+        wrapper: list[str] | None = None,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -64,18 +65,28 @@ class LiveServer:
             **(extra_env or {}),
         }
         self.log_path = log_path or blob_dir.parent / f"server-{self.port}.log"
+        # A command the server is started under (it must exec the server, keeping its pid).
+        self.wrapper = wrapper or []
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "LiveServer":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "imagerepo:create_app()"],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.log_path, "ab") as log:  # the server keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                self.wrapper
+                + [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(PROJECT_ROOT / "gunicorn.conf.py"),
+                    "imagerepo:create_app()",
+                ],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             wait_until_healthy(self.process, self.url, timeout, lambda: self.log_path.read_text()[-3000:])
         except RuntimeError:

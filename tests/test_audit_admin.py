@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from conftest import assert_error, auth_header, login, register
+from conftest import assert_error, auth_header, login
 
 
 def _flush(app):

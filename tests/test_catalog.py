@@ -3,15 +3,14 @@ and privacy through all of them."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 import psycopg
 import pytest
 
 from conftest import assert_error
-from imagerepo.tags import normalise_tag
-from imagesamples import image_bytes, quick_user, uploaded
+from imagerepo.tags.names import normalise_tag
+from imagesamples import image_bytes, quick_user
 
 
 @pytest.fixture

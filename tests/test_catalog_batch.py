@@ -8,7 +8,8 @@ import io
 import pytest
 
 from conftest import assert_error, with_changes
-from imagerepo import create_app, images
+from imagerepo import create_app
+from imagerepo.images import upload as images
 from imagesamples import SVG, image_bytes, quick_user
 
 
@@ -48,7 +49,7 @@ def test_a_batch_of_good_files_is_201(client, alice):
     body = response.get_json()
     assert body["failed"] == []
     assert [i["name"] for i in body["created"]] == ["a.png", "b.jpg", "c.gif"]
-    for image, (_, data) in zip(body["created"], files):
+    for image, (_, data) in zip(body["created"], files, strict=True):
         assert image["description"] == "holiday" and image["tags"] == ["beach", "sea", "sun"]
         assert image["isPrivate"] and image["accessKey"] == "shared-key"
         assert image["sha256"] == hashlib.sha256(data).hexdigest()

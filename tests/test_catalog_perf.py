@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from imagerepo.images import Filters, list_query, page_rows, search_query
+from imagerepo.images.queries import Filters, list_query, page_rows, search_query
 
 N = 100_000
 

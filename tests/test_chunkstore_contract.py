@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from imagerepo.chunkstore import ChunkFile, ChunkMissing, LocalChunkStore, StagingArea
+from imagerepo.blobstore.interface import ChunkFile, ChunkMissing
+from imagerepo.blobstore.local import LocalChunkStore, StagingArea
 
 
 def _local(tmp_path: Path, request=None) -> LocalChunkStore:
@@ -73,6 +74,19 @@ def test_get_of_a_missing_digest_raises_chunk_missing(store):
     digest, _ = chunk(3)
     with pytest.raises(ChunkMissing):
         store.get(digest)
+
+
+def test_stat_gives_size_and_time_without_reading_and_raises_chunk_missing(store):
+    digest, data = chunk(30, 7000)
+    with pytest.raises(ChunkMissing):
+        store.stat(digest)
+    store.put(digest, data)
+    assert store.stat(digest) == ChunkFile(digest, len(data), pytest.approx(time.time(), abs=60))
+    store.delete(digest)
+    with pytest.raises(ChunkMissing):
+        store.stat(digest)
+    with pytest.raises(ValueError):
+        store.stat("../" + "0" * 61)
 
 
 def test_delete(store):
@@ -259,7 +273,13 @@ def test_local_a_writer_killed_at_random_points_leaves_only_whole_chunks(tmp_pat
     for round_number in range(8):
         child = ctx.Process(target=_write_chunks_forever, args=(str(store.root), round_number))
         child.start()
-        time.sleep(0.3 + rng.random() * 0.4)
+        # The kill falls at a random point of the writing, however long the child took to start
+        # (a spawned interpreter takes ~0.6 s to import, several times that on a loaded machine).
+        ready = tmp_path / f"writer-{round_number}.ready"
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1 + rng.random() * 0.4)
         os.kill(child.pid, signal.SIGKILL)
         child.join(10)
     stored = list(store.iterate())
@@ -277,8 +297,144 @@ def test_local_a_writer_killed_at_random_points_leaves_only_whole_chunks(tmp_pat
 
 def _write_chunks_forever(root: str, round_number: int) -> None:
     store = LocalChunkStore(Path(root), fsync=False)
+    (Path(root).parent / f"writer-{round_number}.ready").touch()
     seed = round_number * 100000
     while True:
         seed += 1
         digest, data = chunk(seed, 4 * 1024 * 1024 + seed % 977)
         store.put(digest, data)
+
+
+def _damage(path: Path, how: str, data: bytes) -> None:
+    if how == "flipped bit":
+        path.write_bytes(data[:100] + bytes([data[100] ^ 0x01]) + data[101:])
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "zero-length":
+        path.write_bytes(b"")
+    else:  # "longer"
+        path.write_bytes(data + b"\0")
+
+
+DAMAGE = ["flipped bit", "truncated", "zero-length", "longer"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+@pytest.mark.parametrize("given", ["bytes", "staged file"])
+def test_local_a_wrong_file_at_the_final_path_is_replaced_by_the_right_bytes(tmp_path, how, given):
+    """A crash with IMAGEREPO_FSYNC=0 leaves zero-length or truncated files, a disk flips bits:
+    a put that brings the right bytes must not adopt such a file."""
+    store = _local(tmp_path)
+    digest, data = chunk(11)
+    final = store.path_for(digest)
+    final.parent.mkdir(parents=True)
+    _damage(final, how, data)
+    if given == "bytes":
+        assert store.put(digest, data) is True
+    else:
+        area, path = staged_file(store, data)
+        assert store.put(digest, path) is True
+        area.remove()
+    assert store.get(digest) == data
+    assert [c.digest for c in store.iterate()] == [digest]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_local_a_file_damaged_after_it_was_written_is_replaced_too(tmp_path, how):
+    """Damage in place after this process wrote the file: a change of size is always seen, a
+    change of bytes because the rewrite gives the file a new inode and mtime."""
+    store = _local(tmp_path)
+    digest, data = chunk(12)
+    assert store.put(digest, data) is True
+    final = store.path_for(digest)
+    damaged = final.with_name("damaged")
+    _damage(damaged, how, data)
+    os.replace(damaged, final)
+    assert store.put(digest, data) is True
+    assert store.get(digest) == data
+
+
+def test_local_a_right_file_is_kept_as_it_is(tmp_path):
+    store = _local(tmp_path)
+    digest, data = chunk(13)
+    assert store.put(digest, data) is True
+    before = os.stat(store.path_for(digest))
+    assert store.put(digest, data) is False
+    # Another process (a fresh store) has not seen it: it reads and checks it, and keeps it.
+    assert _local(tmp_path).put(digest, data) is False
+    after = os.stat(store.path_for(digest))
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def _chunk_where(wanted) -> tuple[str, bytes]:
+    """A chunk whose digest satisfies `wanted` (found by trying seeds)."""
+    for seed in range(10**7):
+        data = b"prefix-search-%d" % seed
+        digest = hashlib.sha256(data).hexdigest()
+        if wanted(digest):
+            return digest, data
+    raise AssertionError("no digest found")
+
+
+def test_local_each_new_fan_out_directory_is_fsynced_in_its_parent_once(tmp_path, monkeypatch):
+    """What is observable without pulling the plug: which directories are fsynced, and that
+    it happens before put() returns (so before the caller commits the chunk's row). A real
+    os.fsync is called each time; the wrapper only records the path each descriptor names."""
+    store = _local(tmp_path)
+    real_fsync = os.fsync
+    synced: list[Path] = []
+
+    def recording_fsync(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    root = store.root
+    first, first_data = chunk(21)
+    assert store.put(first, first_data) is True
+    level1, level2 = root / first[:2], root / first[:2] / first[2:4]
+    directories = [p for p in synced if p.is_dir()]
+    # New `ab` made durable in the root, new `ab/cd` in `ab`, the file's entry in `ab/cd`.
+    assert directories == [root, level1, level2]
+
+    synced.clear()
+    sibling, sibling_data = _chunk_where(lambda d: d[:4] == first[:4] and d != first)  # same `ab/cd`
+    assert store.put(sibling, sibling_data) is True
+    assert [p for p in synced if p.is_dir()] == [level2]
+
+    synced.clear()
+    cousin, cousin_data = _chunk_where(lambda d: d[:2] == first[:2] and d[2:4] != first[2:4])  # new `ab/ef`
+    assert store.put(cousin, cousin_data) is True
+    assert [p for p in synced if p.is_dir()] == [level1, level1 / cousin[2:4]]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_local_quarantine_moves_a_wrong_file_aside_and_keeps_a_right_one(tmp_path, how):
+    store = _local(tmp_path)
+    digest, data = chunk(31)
+    store.put(digest, data)
+    assert store.quarantine(digest, len(data)) is False, "a right file stays"
+    assert store.get(digest) == data
+    final = store.path_for(digest)
+    _damage(final, how, data)
+    assert store.quarantine(digest, len(data)) is True
+    assert not store.exists(digest) and list(store.iterate()) == []
+    kept = list((store.root / "quarantine").iterdir())
+    assert len(kept) == 1 and kept[0].name.startswith(digest), "moved aside for inspection, not deleted"
+    assert store.quarantine(digest, len(data)) is False, "nothing left to move"
+    assert store.put(digest, data) is True and store.get(digest) == data
+
+
+def test_local_quarantine_reads_the_file_even_when_it_was_known_good(tmp_path):
+    """Bit rot changes neither inode, size nor mtime: quarantine must not trust what put knew."""
+    store = _local(tmp_path)
+    digest, data = chunk(32)
+    store.put(digest, data)
+    final = store.path_for(digest)
+    st = os.stat(final)
+    with open(final, "r+b") as handle:
+        handle.seek(7)
+        handle.write(bytes([data[7] ^ 0x10]))
+    os.utime(final, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert store.put(digest, data) is False, "put trusts a file it wrote and that looks unchanged"
+    assert store.quarantine(digest, len(data)) is True

@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from imagerepo.client import safe_filename
+from imagerepo.client.files import safe_filename
 from live_server import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_round_trip_upload_list_download_private_delete(cli):
     assert cli.json("whoami")["name"] == "alice"
 
     upload = cli.ok("upload", "small.png", "large.jpg", "--description", "holiday")
-    for name, data in (("small.png", png), ("large.jpg", jpg)):
+    for name, _data in (("small.png", png), ("large.jpg", jpg)):
         assert f"{name}: " in upload.stderr and "(100%)" in upload.stderr
         assert f"uploaded {name} as image" in upload.stdout
     mine = cli.json("list", "--mine")["images"]

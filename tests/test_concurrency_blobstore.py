@@ -19,7 +19,6 @@ import threading
 import time
 import traceback
 
-import pytest
 
 from blob_helpers import (
     SMALL_CHUNK,

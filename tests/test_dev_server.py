@@ -53,7 +53,10 @@ def test_serves_on_the_given_port_and_stops_on_sigterm(config):
         assert created.status_code == 201
     finally:
         server.send_signal(signal.SIGTERM)
-        assert server.wait(15) == 0
+        try:
+            assert server.wait(15) == 0
+        finally:
+            server.stdout.close()
 
 
 def test_reinstall_schema_empties_database_and_chunk_store(config):
@@ -78,3 +81,33 @@ def test_reinstall_schema_empties_database_and_chunk_store(config):
         for table in ("users", "images", "objects", "object_chunks", "chunks"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     assert [p for p in config.blob_dir.rglob("*") if p.is_file()] == []
+
+
+def test_the_request_log_keeps_access_keys_out(config):
+    """The access key travels in ?accesskey= for compatibility; like gunicorn's access log, the
+    dev server logs the path without the query string."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "run_dev_server.py", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=_env(config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "dev server never became healthy"
+            time.sleep(0.2)
+        requests.get(f"http://127.0.0.1:{port}/images/1?accesskey=let-me-in-7f3a", timeout=10)
+        requests.get(f"http://127.0.0.1:{port}/images/1/content?download=1&accesskey=let-me-in-9b1c", timeout=10)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=15)[0].decode()
+    assert "GET /images/1 HTTP/1.1" in output and "GET /images/1/content HTTP/1.1" in output, output[-2000:]
+    assert "let-me-in" not in output

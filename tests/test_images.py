@@ -1,7 +1,6 @@
 """The image API: upload, metadata, access keys, update, delete, listing; good and bad inputs."""
 
 import io
-import json
 
 import psycopg
 import pytest
@@ -595,7 +594,7 @@ def test_listing_bad_query_values(client, alice, query, status):
 @pytest.mark.parametrize("mine, viewer", [(False, None), (False, 1), (True, 1)])
 def test_listing_walks_the_indexes(config, app, mine, viewer):
     """With many rows, each page reads its index with a LIMIT instead of sorting the table."""
-    from imagerepo.images import list_query
+    from imagerepo.images.queries import list_query
     from imagerepo.pagination import decode_time_cursor, encode_time_cursor
     import datetime as dt
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagerepo import images, tags
+from imagerepo.images import schemas as images
+from imagerepo.tags import routes as tags
 from conftest import with_changes
 from imagerepo import create_app
 from imagesamples import SVG, dicom_bytes, image_bytes, noise_bmp, quick_user, uploaded

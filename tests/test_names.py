@@ -111,7 +111,9 @@ def test_the_database_key_is_the_python_key_for_every_code_point(database_url):
             got = conn.execute(
                 "SELECT user_name_key(x) FROM unnest(%s::text[]) WITH ORDINALITY AS t(x, i) ORDER BY i", (inputs,)
             ).fetchall()
-            wrong = [(hex(ord(s[0])), s, g[0], name_key(s)) for s, g in zip(inputs, got) if g[0] != name_key(s)]
+            wrong = [
+                (hex(ord(s[0])), s, g[0], name_key(s)) for s, g in zip(inputs, got, strict=True) if g[0] != name_key(s)
+            ]
             assert not wrong, wrong[:10]
 
 

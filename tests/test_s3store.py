@@ -18,10 +18,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from imagerepo.blobstore import BlobStore, ChunkCorrupt
-from imagerepo.cache import ChunkCache
-from imagerepo.chunkstore import ChunkMissing
+from imagerepo.blobstore.cache import ChunkCache
+from imagerepo.blobstore.interface import ChunkMissing
 from imagerepo.config import Config, ConfigError
-from imagerepo.s3store import ChunkRejected, S3ChunkStore, StoreUnavailable
+from imagerepo.blobstore.s3 import ChunkRejected, S3ChunkStore, StoreUnavailable
 
 
 def chunk(seed: int, size: int = 3000) -> tuple[str, bytes]:
@@ -134,7 +134,7 @@ def test_an_object_corrupted_behind_the_store_is_caught_by_the_blob_store_verifi
     cache = ChunkCache(1024 * 1024)
     blobs = BlobStore(None, s3_store, cache, chunk_size=len(data))
     with pytest.raises(ChunkCorrupt):
-        blobs.read_chunk(digest)
+        blobs.reader.read_chunk(digest)
     assert len(cache) == 0
     assert blobs.counters["chunks_corrupt"] == 1
     # A put of the right bytes does not overwrite what is there (If-None-Match): repairing a
@@ -142,7 +142,7 @@ def test_an_object_corrupted_behind_the_store_is_caught_by_the_blob_store_verifi
     assert s3_store.put(digest, data) is False
     assert s3_store.delete(digest) is True
     assert s3_store.put(digest, data) is True
-    assert blobs.read_chunk(digest) == data
+    assert blobs.reader.read_chunk(digest) == data
 
 
 # -- failures are bounded and come out as StoreUnavailable ----------------------------------------

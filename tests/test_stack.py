@@ -169,7 +169,7 @@ def test_the_real_client_address_reaches_the_app(stack):
 def test_body_limits_per_route(stack):
     headers = signup(stack.url, "limits")
     # JSON routes take small bodies only; nginx answers in the API's error shape.
-    big_json = json.dumps({"name": "x" * (300 * 1024), "email": "x@example.com", "password": "p" * 8})
+    big_json = json.dumps({"name": "x" * (100 * 1024), "email": "x@example.com", "password": "p" * 8})
     refused = requests.post(
         stack.url + "/register", data=big_json, headers={"Content-Type": "application/json"}, timeout=10
     )
@@ -190,7 +190,8 @@ def test_body_limits_per_route(stack):
 
 
 def test_nginx_limits_follow_the_configuration(tmp_path):
-    from imagerepo.images import MAX_BATCH_BYTES
+    from imagerepo.images.upload import MAX_BATCH_BYTES
+    from imagerepo.request_body import JSON_BODY_LIMIT
 
     conf = render_nginx_conf(Config(max_upload_bytes=5 * MiB, public_port=9999), tmp_path, tmp_path / "app.sock")
     blocks = {
@@ -200,7 +201,7 @@ def test_nginx_limits_follow_the_configuration(tmp_path):
     assert f"client_max_body_size {6 * MiB};" in blocks["/images"]
     assert f"client_max_body_size {6 * MiB};" in blocks["/images/raw"]
     assert f"client_max_body_size {MAX_BATCH_BYTES};" in blocks["/images/batch"]
-    assert f"client_max_body_size {256 * 1024};" in conf.split("server {", 1)[0]
+    assert f"client_max_body_size {JSON_BODY_LIMIT};" in conf.split("server {", 1)[0]
     assert "listen 127.0.0.1:9999;" in conf and f"server unix:{tmp_path / 'app.sock'};" in conf
 
 

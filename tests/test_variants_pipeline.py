@@ -33,7 +33,7 @@ def variant(data: bytes, source_type: str, query: str) -> tuple[Image.Image, byt
 
 
 def near(pixel, expected, tolerance=40) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected))
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
 
 
 # -- orientation and metadata -------------------------------------------------------------------

@@ -26,13 +26,6 @@ from pathlib import Path
 
 from ..config import Config, ConfigError
 
-MiB = 1024 * 1024
-# Bodies of the JSON routes (the largest legitimate one, a 5000-character description written
-# as \u escapes, is ~30 KiB).
-JSON_BODY_LIMIT = 256 * 1024
-# The app's multipart framing allowance around one file (app.py).
-MULTIPART_SLACK = MiB
-
 
 def say(message: str) -> None:
     print(f"[serve] {message}", file=sys.stderr, flush=True)
@@ -48,7 +41,9 @@ def find_nginx() -> str:
 
 
 def body_limits(config: Config) -> dict[str, int]:
-    from ..images import MAX_BATCH_BYTES
+    """The app's own limits (request_body.py), so nginx refuses early what the app would refuse."""
+    from ..images.upload import MAX_BATCH_BYTES
+    from ..request_body import JSON_BODY_LIMIT, MULTIPART_SLACK
 
     upload = config.max_upload_bytes + MULTIPART_SLACK
     return {"json_limit": JSON_BODY_LIMIT, "upload_limit": upload, "batch_limit": max(MAX_BATCH_BYTES, upload)}
@@ -125,7 +120,7 @@ class Stack:
             )
             while not self.stopping.wait(0.5):
                 for name, process in (("nginx", self.nginx), ("gunicorn", self.gunicorn)):
-                    if process.poll() is not None:
+                    if process is not None and process.poll() is not None:
                         say(f"{name} exited with status {process.returncode}; stopping")
                         return 1
             say("stopping")

@@ -42,7 +42,7 @@ from .transform import Transform
 log = logging.getLogger(__name__)
 
 # The same limit as uploads (imagerepo.imagetypes): about 89 megapixels.
-MAX_PIXELS = PILImage.MAX_IMAGE_PIXELS
+MAX_PIXELS: int = PILImage.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's default when unset
 # libvips' largest coordinate: a side that does not constrain the thumbnail.
 _UNBOUNDED = 10_000_000
 

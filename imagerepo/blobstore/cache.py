@@ -15,7 +15,7 @@ from cachetools import LRUCache
 class ChunkCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._lru = LRUCache(maxsize=max(max_bytes, 1), getsizeof=len)
+        self._lru: LRUCache[str, bytes] = LRUCache(maxsize=max(max_bytes, 1), getsizeof=len)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -42,7 +42,7 @@ class ChunkCache:
     @property
     def bytes_used(self) -> int:
         with self._lock:
-            return self._lru.currsize
+            return int(self._lru.currsize)
 
     def __len__(self) -> int:
         with self._lock:

@@ -1,6 +1,6 @@
 """Chunks on S3-compatible object storage (AWS S3, SeaweedFS, MinIO, Ceph RGW).
 
-The same interface as the local store (see chunkstore): `put`, `get`, `exists`, `delete`,
+The same interface as the local store (see interface.py): `put`, `get`, `exists`, `delete`,
 `iterate`, plus the staging area, which stays on local disk (each node stages its own uploads
 under `local_dir/tmp`, held with flock, exactly as the local store does).
 
@@ -38,7 +38,8 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .chunkstore import ChunkFile, ChunkMissing, LocalChunkStore, StagingArea
+from .interface import ChunkFile, ChunkMissing
+from .local import LocalChunkStore, StagingArea
 
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 

@@ -1,16 +1,15 @@
-"""Where chunk bytes live. The narrow interface every backend implements:
+"""Where chunk bytes live on a local disk: the `ChunkStore` contract (interface.py) on files.
 
-    put(digest, data) -> bool      store bytes (or a staged file) under their digest; False if present
-    get(digest) -> bytes           raise ChunkMissing when absent; no verification here
-    exists(digest) -> bool
-    delete(digest) -> bool         False if it was already gone
-    iterate() -> ChunkFile...      every stored chunk (digest, size, mtime)
+The local-disk store lays chunks out like git's objects: `root/ab/cd/abcd…`, written to a temp
+file, fsynced, renamed into place, so a reader never sees a partial chunk. An object-storage
+backend (S3) implements the same contract; nothing above this module knows about paths.
 
-plus the staging area uploads write into before anything is committed (`new_staging_area`,
-`sweep_staging`). Digests are lowercase SHA-256 hex. The local-disk store lays chunks out
-like git's objects: `root/ab/cd/abcd…`, written to a temp file, fsynced, renamed into place,
-so a reader never sees a partial chunk. An object-storage backend (S3) would implement the
-same methods; nothing above this module knows about paths.
+A file already at a chunk's final path is only kept when it holds the right bytes: its size is
+checked always, its SHA-256 unless this process has written or verified that very file (same
+inode, size and mtime) before. A crash with IMAGEREPO_FSYNC=0 can leave a zero-length or
+truncated file, a disk a flipped bit; an upload that brings the right bytes replaces such a
+file atomically instead of adopting it. Every fan-out directory created is made durable in its
+parent (one fsync of the parent per new directory) before a chunk is published in it.
 
 Staging: each upload gets its own directory under `root/tmp/`, held with an exclusive
 flock(2) for as long as its owner lives. The kernel drops the lock when the owner exits, however
@@ -21,40 +20,31 @@ once older than the grace period). Age alone cannot tell a slow upload from a de
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
+import hashlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+
+from cachetools import LRUCache
+
+from .interface import ChunkFile, ChunkMissing, ChunkStore
+
+log = logging.getLogger(__name__)
 
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 STAGING = "tmp"
-
-
-class ChunkMissing(LookupError):
-    pass
-
-
-@dataclasses.dataclass(frozen=True)
-class ChunkFile:
-    digest: str
-    size: int
-    mtime: float
-
-
-class ChunkStore(Protocol):
-    def put(self, digest: str, data: bytes | Path) -> bool: ...
-    def get(self, digest: str) -> bytes: ...
-    def exists(self, digest: str) -> bool: ...
-    def delete(self, digest: str) -> bool: ...
-    def iterate(self) -> Iterator[ChunkFile]: ...
-    def new_staging_area(self) -> "StagingArea": ...
-    def sweep_staging(self, older_than_seconds: float) -> int: ...
+# Wrong chunk files moved aside by `quarantine`, kept for inspection (never read or listed).
+QUARANTINE = "quarantine"
+# Chunk files this process wrote or verified, by digest: (inode, size, mtime_ns) then.
+_KNOWN_GOOD_ENTRIES = 16_384
 
 
 def _check_digest(digest: str) -> str:
@@ -104,17 +94,16 @@ class StagingArea:
             shutil.rmtree(self.path, ignore_errors=True)
             self._release()
 
-    @property
-    def active(self) -> bool:
-        return self._release.alive
-
 
 class LocalChunkStore:
     def __init__(self, root: Path, fsync: bool = True):
         self.root = Path(root)
         self.fsync = fsync
         self.staging_dir = self.root / STAGING
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        _ensure_dir(self.root, fsync)
+        self.staging_dir.mkdir(exist_ok=True)  # staged files need no durability
+        self._known_good: LRUCache = LRUCache(_KNOWN_GOOD_ENTRIES)
+        self._known_good_lock = threading.Lock()
 
     def path_for(self, digest: str) -> Path:
         _check_digest(digest)
@@ -145,13 +134,17 @@ class LocalChunkStore:
 
     # -- the interface -------------------------------------------------------------------
     def put(self, digest: str, data: bytes | Path) -> bool:
-        """Make `digest` present. `data` is bytes, or a staged file that is moved (not copied)."""
+        """Make `digest` present with the right bytes. `data` is bytes, or a staged file that is
+        moved (not copied); either must hold exactly the bytes `digest` names. Returns False
+        when the right file was already there, True when a file was written (new, or replacing
+        a wrong one)."""
         final = self.path_for(digest)
-        if final.exists():
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        if self._holds(final, digest, size):
             if isinstance(data, Path):
                 data.unlink(missing_ok=True)
             return False
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_dir(final.parent, self.fsync)
         if isinstance(data, Path):
             staged = data
             if self.fsync:
@@ -161,19 +154,47 @@ class LocalChunkStore:
                 finally:
                     os.close(fd)
             _publish(staged, final, self.fsync)
-            return True
-        area = self.new_staging_area()
-        try:
-            handle, staged = area.new_file()
-            with handle:
-                handle.write(data)
-                handle.flush()
-                if self.fsync:
-                    os.fsync(handle.fileno())
-            _publish(staged, final, self.fsync)
-        finally:
-            area.remove()
+        else:
+            area = self.new_staging_area()
+            try:
+                handle, staged = area.new_file()
+                with handle:
+                    handle.write(data)
+                    handle.flush()
+                    if self.fsync:
+                        os.fsync(handle.fileno())
+                _publish(staged, final, self.fsync)
+            finally:
+                area.remove()
+        self._remember_good(digest, os.stat(final))
         return True
+
+    def _holds(self, final: Path, digest: str, size: int, trust_known: bool = True) -> bool:
+        """Whether the file at `final` holds the `size` bytes that `digest` names."""
+        try:
+            st = os.stat(final)
+        except FileNotFoundError:
+            return False
+        if st.st_size != size:
+            log.warning("chunk %s had %d bytes on disk instead of %d; replaced", digest, st.st_size, size)
+            return False
+        with self._known_good_lock:
+            if trust_known and self._known_good.get(digest) == (st.st_ino, st.st_size, st.st_mtime_ns):
+                return True
+        try:
+            with open(final, "rb") as handle:
+                actual = hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError:
+            return False  # deleted meanwhile: write it
+        if actual != digest:
+            log.warning("chunk %s had the wrong bytes on disk; replaced", digest)
+            return False
+        self._remember_good(digest, st)
+        return True
+
+    def _remember_good(self, digest: str, st: os.stat_result) -> None:
+        with self._known_good_lock:
+            self._known_good[digest] = (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def get(self, digest: str) -> bytes:
         try:
@@ -185,12 +206,43 @@ class LocalChunkStore:
     def exists(self, digest: str) -> bool:
         return self.path_for(digest).is_file()
 
+    def stat(self, digest: str) -> ChunkFile:
+        try:
+            st = self.path_for(digest).stat()
+        except FileNotFoundError:
+            raise ChunkMissing(digest) from None
+        return ChunkFile(digest, st.st_size, st.st_mtime)
+
     def delete(self, digest: str) -> bool:
         try:
             os.unlink(self.path_for(digest))
             return True
         except FileNotFoundError:
             return False
+
+    def quarantine(self, digest: str, size: int) -> bool:
+        """Move the file at `digest`'s final path aside if it does not hold the `size` bytes
+        `digest` names (checked again here, so a file a put has just replaced is left alone).
+        True if a file was moved. The chunk then reads as missing, and the next upload of those
+        bytes writes it again. The caller keeps concurrent puts of this digest out meanwhile
+        (the blob store holds the chunk's row lock)."""
+        final = self.path_for(digest)
+        # Always read: whoever asks has just seen these bytes fail, whatever this process knew.
+        if not final.exists() or self._holds(final, digest, size, trust_known=False):
+            return False
+        aside = self.root / QUARANTINE
+        _ensure_dir(aside, self.fsync)
+        try:
+            os.replace(final, aside / f"{digest}.{time.time_ns()}")
+        except FileNotFoundError:
+            return False
+        with self._known_good_lock:
+            self._known_good.pop(digest, None)
+        if self.fsync:
+            _fsync_dir(final.parent)
+            _fsync_dir(aside)
+        log.warning("chunk %s held the wrong bytes; moved to %s", digest, aside)
+        return True
 
     def iterate(self) -> Iterator[ChunkFile]:
         for level1 in sorted(_subdirs(self.root)):
@@ -246,9 +298,31 @@ def _remove_abandoned_area(path: str) -> int:
         os.close(fd)  # after the removal, so a new owner cannot lock it half-emptied
 
 
+def _ensure_dir(path: Path, fsync: bool) -> None:
+    """Create `path` and its missing parents, each fsynced in its parent before anything is
+    published in it (a chunk row must not outlive, after a power loss, the entry leading to its
+    file): one fsync per new directory. A directory raced into existence is fsynced by both
+    racers. Left to the filesystem: a put that finds a directory made by another process a moment
+    ago, before its fsync returned (ext4 and XFS journal the mkdir before the file made in it)."""
+    if path.is_dir():
+        return
+    _ensure_dir(path.parent, fsync)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    if fsync:
+        _fsync_dir(path.parent)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Static conformance (restic's `var _ backend.Backend = &Local{}`): mypy fails here if
+# LocalChunkStore stops implementing the contract.
+_LOCAL_IS_A_CHUNK_STORE: type[ChunkStore] = LocalChunkStore

@@ -1,0 +1,125 @@
+"""Taking and dropping references: commit a staged object inside the caller's transaction (the
+rows first, then the chunk files), heal an existing object's lost chunk files from identical
+bytes, and release a reference. Nothing here ever unlinks a chunk file; only the collector does.
+
+Lock order (README, "Storage design"): the object row first, then chunk rows in ascending
+digest order, the same order the collector takes them in, so neither can deadlock.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from .interface import ChunkReader, ChunkWriter
+from .staging import StagedChunk, StagedObject
+
+log = logging.getLogger(__name__)
+
+_io_executor: ThreadPoolExecutor | None = None
+_io_executor_pid: int | None = None
+_io_executor_lock = threading.Lock()
+
+
+def _io_pool() -> ThreadPoolExecutor:
+    """Threads for blocking file work (fsyncs at publish). Per process: threads do not
+    survive fork, and gunicorn forks its workers."""
+    global _io_executor, _io_executor_pid
+    if _io_executor is None or _io_executor_pid != os.getpid():
+        with _io_executor_lock:
+            if _io_executor is None or _io_executor_pid != os.getpid():
+                _io_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="imagerepo-io")
+                _io_executor_pid = os.getpid()
+    return _io_executor
+
+
+class _WritableStore(ChunkWriter, ChunkReader, Protocol):
+    """The roles the writer uses: put files into place, and see whether they are there."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredObject:
+    """What a commit took a reference to."""
+
+    digest: str  # SHA-256 hex of the whole content
+    size: int
+    chunk_size: int
+    created: bool  # False when identical bytes were already stored
+
+
+class ObjectWriter:
+    def __init__(self, store: _WritableStore, counters: collections.Counter[str]):
+        self.store = store
+        self.counters = counters
+
+    def commit(self, conn, staged: StagedObject) -> StoredObject:
+        """Take one reference to the staged content inside the caller's transaction.
+
+        The caller must call `staged.discard()` afterwards (commit or not): staged files that
+        were moved into place are gone already, the rest are leftovers."""
+        digest = bytes.fromhex(staged.digest)
+        row = conn.execute(
+            "INSERT INTO objects (digest, size, chunk_size, refcount) VALUES (%s, %s, %s, 1)"
+            " ON CONFLICT (digest) DO UPDATE SET refcount = objects.refcount + 1, released_at = NULL"
+            " RETURNING (xmax = 0) AS inserted, chunk_size",
+            (digest, staged.size, staged.chunk_size),
+        ).fetchone()
+        if not row["inserted"]:
+            self.counters["uploads_deduplicated"] += 1
+            if row["chunk_size"] == staged.chunk_size:
+                self._heal(staged)
+            return StoredObject(staged.digest, staged.size, row["chunk_size"], created=False)
+
+        references = collections.Counter(c.digest for c in staged.chunks)
+        distinct = sorted({c.digest: c for c in staged.chunks}.values(), key=lambda c: c.digest)
+        conn.execute(
+            "INSERT INTO chunks (digest, size, refcount)"
+            " SELECT d, s, n FROM unnest(%s::bytea[], %s::int[], %s::int[]) AS t(d, s, n) ORDER BY d"
+            " ON CONFLICT (digest) DO UPDATE"
+            " SET refcount = chunks.refcount + EXCLUDED.refcount, released_at = NULL",
+            (
+                [bytes.fromhex(c.digest) for c in distinct],
+                [c.size for c in distinct],
+                [references[c.digest] for c in distinct],
+            ),
+        )
+        with conn.cursor().copy("COPY object_chunks (object_digest, idx, chunk_digest) FROM STDIN") as copy:
+            for index, chunk in enumerate(staged.chunks):
+                copy.write_row((digest, index, bytes.fromhex(chunk.digest)))
+        # Row locks on every chunk are held now: the collector cannot free any of them until
+        # we commit, so publishing a missing file here cannot be undone behind our back.
+        # In parallel: each publish is an fsync of the file and of its fan-out directory, and
+        # fsyncs on different files overlap well (the serial loop spent most of an upload here).
+        written = _io_pool().map(self._publish, distinct)
+        self.counters["chunks_written"] += sum(written)
+        self.counters["objects_created"] += 1
+        return StoredObject(staged.digest, staged.size, staged.chunk_size, created=True)
+
+    def _publish(self, chunk: StagedChunk) -> bool:
+        return self.store.put(chunk.digest, chunk.path)
+
+    def _heal(self, staged: StagedObject) -> None:
+        """Put back any chunk file of an existing object that has gone missing from disk (fsck
+        reports those), from the identical bytes just received. Safe without chunk row locks:
+        the object's reference, held under its row lock, keeps every one of its chunks counted,
+        so the collector cannot be freeing them."""
+        for chunk in {c.digest: c for c in staged.chunks}.values():
+            if not self.store.exists(chunk.digest):
+                log.warning("chunk %s was missing from the store; rewritten from an identical upload", chunk.digest)
+                self.store.put(chunk.digest, chunk.path)
+                self.counters["chunks_healed"] += 1
+
+    @staticmethod
+    def release(conn, digest: str) -> None:
+        """Drop one reference. Storage is reclaimed later by the collector."""
+        conn.execute(
+            "UPDATE objects SET refcount = refcount - 1,"
+            " released_at = CASE WHEN refcount = 1 THEN now() ELSE released_at END"
+            " WHERE digest = %s",
+            (bytes.fromhex(digest),),
+        )

@@ -1,0 +1,230 @@
+"""What the /images routes accept and answer: the request and response schemas (validated and
+documented by imagerepo.validation), and the image row as the API shows it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import pydantic
+
+from .. import imagetypes
+from ..pagination import PageSize
+from ..tags.names import TagFields, TagNames
+from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
+from .queries import search_words
+from .upload import MAX_BATCH_FILES
+
+Description = Annotated[str, pydantic.StringConstraints(max_length=5000)]
+AccessKey = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+IsPrivate = Annotated[bool, pydantic.Field(description="0/1 or true/false")]
+
+
+class UploadForm(Schema):
+    file: UploadedFile = pydantic.Field(description="The image (JPEG, PNG, GIF, WebP, BMP, TIFF or DICOM)")
+    description: Description = ""
+    isPrivate: IsPrivate = False
+    accessKey: AccessKey | None = pydantic.Field(
+        None, description="Key others must present to see a private image; generated when omitted"
+    )
+    tags: TagFields = []
+
+
+class RawUploadQuery(Schema):
+    name: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)] = pydantic.Field(
+        description="The original file name (metadata only; kept to its last 255 characters' worth)"
+    )
+    description: Description = ""
+    isPrivate: IsPrivate = False
+    accessKey: AccessKey | None = None
+    tags: TagFields = []
+
+
+class BatchForm(Schema):
+    file: list[UploadedFile] = pydantic.Field(
+        min_length=1, max_length=MAX_BATCH_FILES, description=f"The images: one part each, at most {MAX_BATCH_FILES}"
+    )
+    description: Description = ""
+    isPrivate: IsPrivate = False
+    accessKey: AccessKey | None = pydantic.Field(
+        None, description="Key for every private image of the batch; each gets its own generated one when omitted"
+    )
+    tags: TagFields = []
+
+    @pydantic.field_validator("file", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return value if isinstance(value, list) else [value]
+
+
+class ImageAccessQuery(Schema):
+    accesskey: str | None = pydantic.Field(
+        None, max_length=1024, description="Access key of someone else's private image (or header X-Access-Key)"
+    )
+
+
+class ContentQuery(ImageAccessQuery):
+    download: bool = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+
+
+def _instant(value: str) -> dt.datetime:
+    """An ISO 8601 date or date-time; no zone means UTC."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("an ISO 8601 date or date-time is required")
+    try:
+        if len(value) == 10:
+            stamp = dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
+        else:
+            stamp = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("an ISO 8601 date (2024-05-01) or date-time (2024-05-01T12:00:00Z) is required") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+class ImageFilters(Schema):
+    """The filters GET /images and GET /tags/<name>/images share. All of them combine (AND)."""
+
+    tag: TagFields = pydantic.Field([], description="Images carrying all these tags (repeat and/or comma-separate)")
+    q: Annotated[str, pydantic.StringConstraints(max_length=200)] | None = pydantic.Field(
+        None, description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)"
+    )
+    from_: str | None = pydantic.Field(
+        None, alias="from", description="Created at or after (ISO 8601 date or date-time)"
+    )
+    to: str | None = pydantic.Field(None, description="Created at or before (ISO 8601; a date means that whole day)")
+    owner: Annotated[str, pydantic.StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] | None = pydantic.Field(
+        None, description="Owner's user name"
+    )
+    type: imagetypes.AcceptedType | None = pydantic.Field(None, description="Content type, e.g. image/png")
+
+    @pydantic.field_validator("from_", "to")
+    @classmethod
+    def _iso(cls, value):
+        if value is not None:
+            _instant(value)
+        return value
+
+    @pydantic.field_validator("q")
+    @classmethod
+    def _words(cls, value):
+        if value is not None and not search_words(value):
+            raise ValueError("q holds no letters or digits to search for")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _ordered(self):
+        after, before = self.created_after, self.created_before
+        if after is not None and before is not None and after > before:
+            raise ValueError("from is after to")
+        return self
+
+    @property
+    def created_after(self) -> dt.datetime | None:
+        return _instant(self.from_) if self.from_ else None
+
+    @property
+    def created_before(self) -> dt.datetime | None:
+        """The exclusive upper bound: the end of the day for a date, else just past `to`."""
+        if not self.to:
+            return None
+        try:
+            return _instant(self.to) + (dt.timedelta(days=1) if len(self.to) == 10 else dt.timedelta(microseconds=1))
+        except OverflowError:
+            return None
+
+
+class ListQuery(ImageFilters):
+    limit: PageSize = 20
+    cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
+    mine: bool = pydantic.Field(False, description="1: only the caller's images (needs a token)")
+
+
+class ImagePut(Schema):
+    description: Description
+    isPrivate: bool
+    accessKey: AccessKey | None = None
+
+
+class ImagePatch(Schema):
+    description: Description | None = None
+    isPrivate: bool | None = None
+    accessKey: AccessKey | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _something_to_change(self):
+        if not self.model_fields_set:
+            raise ValueError("give at least one of description, isPrivate, accessKey")
+        if "description" in self.model_fields_set and self.description is None:
+            raise ValueError("description must be a string")
+        if "isPrivate" in self.model_fields_set and self.isPrivate is None:
+            raise ValueError("isPrivate must be a boolean")
+        return self
+
+
+class TagsPut(Schema):
+    tags: TagNames = pydantic.Field(description="The image's tags from now on (an empty list removes them all)")
+
+
+class ImageOut(SparseSchema):
+    sparse_fields = ("accessKey",)
+
+    id: int
+    name: str
+    creator: int = pydantic.Field(description="Id of the owner")
+    locked: bool = pydantic.Field(description="Same as isPrivate (the original ImageRepo's name)")
+    accessKey: str | None = pydantic.Field(None, description="Only shown to the owner; absent for others")
+    description: str
+    isPrivate: bool
+    size: int
+    contentType: str
+    width: int | None
+    height: int | None
+    sha256: str
+    createdAt: dt.datetime
+    updatedAt: dt.datetime
+    url: str = pydantic.Field(description="Path of the content")
+    tags: list[str] = pydantic.Field(description="Tag names, sorted")
+
+
+def image_out(row, viewer_id: int | None) -> ImageOut:
+    """An image row (with its tags) as `viewer_id` may see it: the access key for the owner only."""
+    fields = dict(
+        id=row["id"],
+        name=row["filename"],
+        creator=row["owner_id"],
+        locked=row["is_private"],
+        description=row["description"],
+        isPrivate=row["is_private"],
+        size=row["size"],
+        contentType=row["content_type"],
+        width=row["width"],
+        height=row["height"],
+        sha256=bytes(row["object_digest"]).hex(),
+        createdAt=row["created_at"],
+        updatedAt=row["updated_at"],
+        url=f"/images/{row['id']}/content",
+        tags=row["tags"],
+    )
+    if viewer_id is not None and viewer_id == row["owner_id"]:
+        fields["accessKey"] = row["access_key"]
+    return ImageOut(**fields)
+
+
+class ImageListOut(Schema):
+    images: list[ImageOut]
+    nextCursor: str | None
+
+
+class DeletedOut(Schema):
+    id: int
+    deleted: bool = True
+
+
+class BatchFailure(Schema):
+    name: str = pydantic.Field(description="The refused file's name")
+    error: ErrorDetail
+
+
+class BatchOut(Schema):
+    created: list[ImageOut]
+    failed: list[BatchFailure]

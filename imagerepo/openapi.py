@@ -1,0 +1,133 @@
+"""The OpenAPI document, generated from the routes' @api declarations and their pydantic models
+(the same ones that validate requests), so the document cannot drift from the code."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from typing import Any
+
+import pydantic
+from flask import Flask
+
+from .validation import ErrorOut
+
+# A werkzeug rule argument: <name> or <converter:name>.
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def _path_parameters(rule: str, view) -> tuple[str, list[dict]]:
+    """The OpenAPI path and its parameters, each typed from the view's annotation."""
+    hints = typing.get_type_hints(inspect.unwrap(view))
+    params = []
+    for name in _RULE_ARGUMENT.findall(rule):
+        if name not in hints:
+            raise TypeError(f"{view.__qualname__}: annotate path parameter {name!r} for the OpenAPI document")
+        params.append(
+            {"name": name, "in": "path", "required": True, "schema": pydantic.TypeAdapter(hints[name]).json_schema()}
+        )
+    return _RULE_ARGUMENT.sub(r"{\1}", rule), params
+
+
+_STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No content",
+    206: "Partial content",
+    304: "Not modified",
+    400: "Malformed request",
+    401: "Missing, invalid, expired or revoked token",
+    403: "Not allowed",
+    404: "Absent or not visible to you",
+    409: "Conflict",
+    413: "Too large",
+    415: "Not an accepted image type",
+    416: "Range not satisfiable",
+    422: "Failed validation",
+    429: "Too many attempts",
+}
+
+
+def openapi_document(app: Flask) -> dict:
+    components: dict[str, Any] = {}
+
+    def ref(model) -> dict:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+        for name, sub in schema.pop("$defs", {}).items():
+            components[name] = sub
+        components[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    error_ref = ref(ErrorOut)
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        spec = getattr(view, "openapi", None)
+        if spec is None:
+            continue
+        path, params = _path_parameters(rule.rule, view)
+        if spec["query"] is not None:
+            qschema = spec["query"].model_json_schema(by_alias=True)
+            required = set(qschema.get("required", []))
+            for name, prop in qschema.get("properties", {}).items():
+                params.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in required,
+                        "schema": prop,
+                        **({"description": prop["description"]} if "description" in prop else {}),
+                    }
+                )
+        methods = rule.methods or set()
+        for method in sorted(methods - {"OPTIONS", "HEAD"} if "GET" in methods else methods - {"OPTIONS"}):
+            op: dict[str, Any] = {
+                "operationId": f"{rule.endpoint}_{method.lower()}",
+                "summary": spec["summary"],
+                "tags": [rule.endpoint.split(".")[0]],
+                "parameters": params + spec["parameters"],
+            }
+            if spec["body"] is not None:
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec["body"])}}}
+            elif spec.get("form") is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": ref(spec["form"])}},
+                }
+            elif spec["request_doc"] is not None:
+                op["requestBody"] = spec["request_doc"]
+            ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec["status"], "OK")}
+            if spec["response"] is not None:
+                ok["content"] = {"application/json": {"schema": ref(spec["response"])}}
+            elif spec["response_doc"] is not None:
+                ok.update(spec["response_doc"])
+            op["responses"] = {str(spec["status"]): ok}
+            for code, text in spec.get("other_statuses", {}).items():
+                op["responses"][str(code)] = {**ok, "description": text}
+            for code, text in spec["responses"].items():
+                op["responses"][str(code)] = {
+                    "description": text or _STATUS_TEXT.get(code, ""),
+                    "content": {"application/json": {"schema": error_ref}},
+                }
+            if spec["auth"]:
+                # "optional": anonymous callers are served too; a token that is sent must be valid.
+                op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
+                op["responses"].setdefault(
+                    "401", {"description": _STATUS_TEXT[401], "content": {"application/json": {"schema": error_ref}}}
+                )
+            paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ImageRepo",
+            "version": "1.0.0",
+            "description": "Content-addressed image store: accounts, images, private images with access keys.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
