@@ -343,7 +343,7 @@ class BlobStore:
         return cls(
             db,
             LocalChunkStore(config.blob_dir, fsync=config.fsync),
-            ChunkCache(config.cache_bytes),
+            ChunkCache(config.cache_bytes, config.cache_max_object_bytes),
             config.chunk_size,
             config.max_upload_bytes,
             config.gc_grace_seconds,
@@ -434,12 +434,13 @@ class BlobStore:
         )
 
     # -- reading ---------------------------------------------------------------------------
-    def read_chunk(self, digest: str) -> bytes:
-        """Verified bytes of one chunk: from the cache, else from the store and checked."""
-        data = self.cache.get(digest)
-        return data if data is not None else self._load_chunk(digest)
+    def read_chunk(self, digest: str, object_size: int | None = None) -> bytes:
+        """Verified bytes of one chunk: from the cache, else from the store and checked.
+        `object_size`, of the object being read, lets the cache keep big objects out."""
+        data = self.cache.get(digest, object_size)
+        return data if data is not None else self._load_chunk(digest, object_size)
 
-    def _load_chunk(self, digest: str) -> bytes:
+    def _load_chunk(self, digest: str, object_size: int | None = None) -> bytes:
         try:
             data = self.store.get(digest)
         except ChunkMissing:
@@ -449,7 +450,7 @@ class BlobStore:
             log.error("chunk %s failed verification: its bytes do not match its digest", digest)
             self.counters["chunks_corrupt"] += 1
             raise ChunkCorrupt(f"chunk {digest} is corrupt")
-        self.cache.put(digest, data)
+        self.cache.put(digest, data, object_size)
         return data
 
     def manifest(self, digest: str, chunk_size: int | None = None) -> tuple[Manifest, bool]:
@@ -495,7 +496,7 @@ class BlobStore:
             first_index, last_index = start // found.chunk_size, last // found.chunk_size
             plan = [(index * found.chunk_size, found.chunks[index]) for index in range(first_index, last_index + 1)]
             try:
-                first = self.read_chunk(plan[0][1])
+                first = self.read_chunk(plan[0][1], found.size)
             except ChunkLost:
                 # A cached manifest can outlive its object (freed, then stored again with
                 # another chunk size, so other chunks); ask the database once before giving up.
@@ -503,15 +504,15 @@ class BlobStore:
                     self.forget_manifest(digest)
                     continue
                 raise
-            return self._iterate(digest, plan, first, start, last)
+            return self._iterate(digest, plan, first, start, last, found.size)
         raise AssertionError("unreachable")
 
-    def _iterate(self, digest: str, plan, first: bytes, start: int, end: int) -> Iterator[bytes]:
+    def _iterate(self, digest: str, plan, first: bytes, start: int, end: int, size: int) -> Iterator[bytes]:
         # Reading the next chunk on another thread while this one is sent was tried and
         # measured slower on 2 cores (the client shares them): see README, "Performance".
         for position, (chunk_start, chunk_digest) in enumerate(plan):
             try:
-                data = first if position == 0 else self.read_chunk(chunk_digest)
+                data = first if position == 0 else self.read_chunk(chunk_digest, size)
             except ChunkLost:
                 self.forget_manifest(digest)  # so the next request asks the database again
                 raise
@@ -821,7 +822,18 @@ class BlobStore:
     def metrics(self) -> list[tuple[str, str, str, int]]:
         return [
             ("imagerepo_cache_hits_total", "counter", "Chunk reads served from the cache", self.cache.hits),
-            ("imagerepo_cache_misses_total", "counter", "Chunk reads that went to the store", self.cache.misses),
+            (
+                "imagerepo_cache_misses_total",
+                "counter",
+                "Cacheable chunk reads that went to the store",
+                self.cache.misses,
+            ),
+            (
+                "imagerepo_cache_bypassed_total",
+                "counter",
+                "Chunk reads of objects over the cache's size gate (read from the store, not cached)",
+                self.cache.bypassed,
+            ),
             ("imagerepo_cache_bytes", "gauge", "Bytes held by the chunk cache", self.cache.bytes_used),
             ("imagerepo_cache_chunks", "gauge", "Chunks held by the chunk cache", len(self.cache)),
             (
