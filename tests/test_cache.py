@@ -224,3 +224,19 @@ def test_the_gate_is_read_from_the_environment():
     assert Config.from_env({**base, "IMAGEREPO_CACHE_MAX_OBJECT_BYTES": "1048576"}).cache_max_object_bytes == MiB
     with pytest.raises(ConfigError, match="IMAGEREPO_CACHE_MAX_OBJECT_BYTES"):
         Config.from_env({**base, "IMAGEREPO_CACHE_MAX_OBJECT_BYTES": "-1"})
+
+
+def test_the_policy_comparison_runs_and_the_shipped_policy_holds_on_its_traces(tmp_path, capsys):
+    """bench/cachesim.py (how the policy was chosen) on its quick traces, in a 64 MiB cache."""
+    import json
+
+    from bench import cachesim
+
+    assert cachesim.main(["--quick", "--json", str(tmp_path / "sim.json")]) == 0
+    results = {(r["trace"].split()[0], r["policy"]): r for r in json.loads((tmp_path / "sim.json").read_text())}
+    shipped, before = "SLRU + size gate (ChunkCache)", "LRU (before)"
+    assert results["stream", shipped]["hot_hit_rate"] >= 0.9 and results["stream", shipped]["big_peak_MiB"] == 0
+    assert results["stream", before]["hot_hit_rate"] < 0.9 and results["stream", before]["big_peak_MiB"] > 32
+    assert results["crawl", shipped]["hot_hit_rate"] > results["crawl", before]["hot_hit_rate"] + 0.1
+    assert results["mixed", shipped]["big_peak_MiB"] == 0
+    assert "| stream R=4 | 64 MiB | SLRU + size gate (ChunkCache) |" in capsys.readouterr().out
