@@ -33,7 +33,7 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
-from imagerepo.cache import ChunkCache
+from imagerepo.blobstore.cache import ChunkCache
 
 MiB = 1024 * 1024
 KiB = 1024

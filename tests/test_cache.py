@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from imagerepo.cache import ChunkCache
+from imagerepo.blobstore.cache import ChunkCache
 from imagerepo.config import Config, ConfigError
 
 KiB, MiB = 1024, 1024 * 1024
