@@ -2,8 +2,9 @@
 
 Starts the real service under gunicorn with the production config file on a database of its
 own, measures uploads, re-uploads, cold and hot downloads, small-image GETs under load, the
-listing at 100,000 images and the servers' memory, next to baselines measured in the same run,
-and prints a table (progress goes to stderr). See README, "Performance".
+listing at 100,000 images, the servers' memory and the chunk cache's scan resistance, next to
+baselines measured in the same run, and prints a table (progress goes to stderr). See README,
+"Performance".
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from bench import baselines, clients
+from bench import baselines, clients, scan
 from bench.payloads import PngFactory
 from bench.report import Figures, evaluate_targets, table, write_json
 from bench.servers import JWT_SECRET, Gunicorn, Profiler, RssSampler, database, log
+from imagerepo.config import Config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +46,8 @@ class Plan:
     concurrency: int
     list_rows: int
     list_samples: int
+    hot_images: int  # the hot set of the scan-resistance measure (bench/scan.py)
+    scan_cache_bytes: int | None  # its server's IMAGEREPO_CACHE_BYTES (None: the default)
 
 
 FULL = Plan(
@@ -54,6 +58,8 @@ FULL = Plan(
     concurrency=16,
     list_rows=100_000,
     list_samples=200,
+    hot_images=100,
+    scan_cache_bytes=None,
 )
 QUICK = Plan(
     sizes={"small": 64 * 1024, "medium": 512 * 1024, "large": 2 * MiB},
@@ -63,6 +69,8 @@ QUICK = Plan(
     concurrency=16,
     list_rows=2_000,
     list_samples=20,
+    hot_images=20,
+    scan_cache_bytes=8 * MiB,  # its size gate (1 MiB) then keeps the 2 MiB "large" image out
 )
 
 
@@ -202,7 +210,7 @@ class Bench:
                 raise RuntimeError(f"{kind} download of image {image_id} returned different bytes")
             del body
             for run in range(self.plan.runs):
-                measure_rss = role == "large" and kind == "cold"  # hot: see hot_rss
+                measure_rss = role == "large" and kind == "cold"  # hot: bench/scan.py, fresh servers
                 sampler = RssSampler(server) if measure_rss else contextlib.nullcontext()
                 profile = (
                     self.profiler.phase(f"download_{kind}_large", server)
@@ -219,26 +227,6 @@ class Bench:
                     self.figures.add(f"rss_growth_download_{kind}_large_MiB", sampler.growth / MiB, "MiB")
             log(f"download {kind} {role}: {self.figures.median(f'download_{kind}_{role}_MBps'):.0f} MB/s")
         client.close()
-
-    def hot_rss(self, database_url: str, blob_dir: Path, stored: dict) -> None:
-        """RSS of a fresh server (each run) while one worker fills its cache with the large
-        object and serves it again hot: the cache is meant to grow, up to IMAGEREPO_CACHE_BYTES
-        per worker, so this is reported but not judged."""
-        image_id, _ = stored["large"]
-        for _run in range(self.plan.runs):
-            with Gunicorn(
-                "imagerepo:create_app()", self.server_env(database_url, blob_dir), self.workdir / "server-hotrss.log"
-            ) as server:
-                client = clients.Client(server.url)
-                with RssSampler(server) as sampler:
-                    client.download(f"/images/{image_id}/content")
-                    client.download(f"/images/{image_id}/content")
-                self.figures.add("rss_growth_download_hot_large_MiB", sampler.growth / MiB, "MiB")
-                client.close()
-        log(
-            f"RSS growth while a worker caches the large object: "
-            f"{self.figures.median('rss_growth_download_hot_large_MiB'):.0f} MiB"
-        )
 
     def small_gets(self, server: Gunicorn, ceiling: Gunicorn, token: str) -> None:
         owner = clients.Client(server.url, token)
@@ -340,7 +328,8 @@ class Bench:
                 with Gunicorn("imagerepo:create_app()", cold_env, self.workdir / "server-cold.log") as cold:
                     self.downloads(cold, stored, "cold")
                 server.stop()
-                self.hot_rss(database_url, blob_dir, stored)
+                log("scan resistance: fresh servers, a hot set read while big objects stream")
+                scan.measure(self, database_url, blob_dir, stored)
                 server.start()
                 log("starting the framework ceiling (minimal Flask app, same gunicorn settings)")
                 ceiling_env = {**env, "BENCH_CEILING_BYTES": str(self.plan.small_get_bytes)}
@@ -363,7 +352,21 @@ class Bench:
             f"Concurrent GETs: {self.load_generator}, c={self.plan.concurrency}, {self.plan.load_seconds:g} s a run,"
             " on the same 2 cores as the server. Listing: one client, sequential, keep-alive, user with a token.",
             "RSS: sum over the gunicorn master and workers, sampled every 20 ms; growth = peak - just before.",
+            f"Scan resistance: a fresh server per run (cache {_cache_size(self.plan)}); RSS over a"
+            f" {self.plan.sizes['large'] / 1e6:g} MB upload plus two downloads of it at once; then"
+            f" {self.plan.hot_images} small images read by {scan.HOT_READERS} keep-alive clients while that"
+            " object and the one stored earlier are each downloaded twice, two at a time: hit rate ="
+            " hits / (hits + misses) over every worker's /metrics.",
         ]
+        if self.plan.sizes["large"] > Config.cache_bytes // 8:
+            self.notes.append(
+                f"The {self.plan.sizes['large'] / 1e6:g} MB object is over the chunk cache's size gate (1/8 of"
+                " IMAGEREPO_CACHE_BYTES), so its 'hot' download reads past the cache like a cold one."
+            )
+
+
+def _cache_size(plan: Plan) -> str:
+    return f"{plan.scan_cache_bytes // MiB} MiB" if plan.scan_cache_bytes else "default, 256 MiB"
 
 
 def _accounts(url: str) -> tuple[list[int], list[str]]:

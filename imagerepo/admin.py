@@ -43,6 +43,7 @@ class StatsOut(Schema):
     dedupRatio: float | None
     cacheHits: int
     cacheMisses: int
+    cacheBypassed: int
     cacheHitRate: float | None
 
 
@@ -127,5 +128,6 @@ def stats():
         dedupRatio=blob_stats["dedup_ratio"],
         cacheHits=cache.hits,
         cacheMisses=cache.misses,
+        cacheBypassed=cache.bypassed,
         cacheHitRate=round(cache.hits / lookups, 4) if lookups else None,
     )

@@ -125,6 +125,9 @@ class Config:
     blob_dir: Path = None  # type: ignore[assignment]
     chunk_size: int = 256 * 1024
     cache_bytes: int = 256 * MiB
+    # Objects larger than this are read past the chunk cache (None: 1/8 of cache_bytes), so one
+    # big download neither grows a worker nor evicts the small images others keep reading.
+    cache_max_object_bytes: int | None = None
     max_upload_bytes: int = 100 * MiB
     # fsync chunk files before they become visible; off only for throwaway stores.
     fsync: bool = True
@@ -208,6 +211,12 @@ class Config:
             blob_dir=Path(env.get("IMAGEREPO_BLOB_DIR") or home / "blobs").expanduser().resolve(),
             chunk_size=_int(env, "IMAGEREPO_CHUNK_SIZE", cls.chunk_size, minimum=4096),
             cache_bytes=_int(env, "IMAGEREPO_CACHE_BYTES", cls.cache_bytes),
+            # Unset: 1/8 of the cache (ChunkCache decides); 0 keeps every object out of the cache.
+            cache_max_object_bytes=(
+                _int(env, "IMAGEREPO_CACHE_MAX_OBJECT_BYTES", 0)
+                if env.get("IMAGEREPO_CACHE_MAX_OBJECT_BYTES")
+                else None
+            ),
             max_upload_bytes=_int(env, "IMAGEREPO_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1),
             fsync=_bool(env, "IMAGEREPO_FSYNC", cls.fsync),
             access_token_minutes=_int(env, "IMAGEREPO_ACCESS_TOKEN_MINUTES", cls.access_token_minutes, 1),

@@ -344,12 +344,32 @@ def test_the_cache_serves_hot_chunks(blobs):
 
 
 def test_the_cache_is_bounded_in_bytes(config):
-    blobs = make_blobs(config, cache_bytes=3 * CS)
+    blobs = make_blobs(config, cache_bytes=3 * CS, cache_max_object_bytes=8 * CS)
     try:
         data = pseudo_random(8 * CS, seed=31)
         blobs.put(io.BytesIO(data))
         assert blobs.read_all(sha256(data)) == data
         assert blobs.cache.bytes_used <= 3 * CS and len(blobs.cache) == 3
+    finally:
+        blobs.db.close()
+
+
+def test_an_object_over_the_size_gate_is_read_past_the_cache(config):
+    """The blob store tells the cache each object's size: chunks of an object over the gate
+    (1/8 of the cache by default) are served verified but never cached, and counted apart."""
+    blobs = make_blobs(config, cache_bytes=16 * CS)  # gate: 2 chunks
+    try:
+        big, small = pseudo_random(5 * CS, seed=34), pseudo_random(2 * CS, seed=35)
+        blobs.put(io.BytesIO(big))
+        blobs.put(io.BytesIO(small))
+        for _ in range(2):
+            assert blobs.read_all(sha256(big)) == big
+            assert b"".join(blobs.open(sha256(big), CS + 5, 3 * CS)) == big[CS + 5 : 3 * CS + 1]
+        assert len(blobs.cache) == 0 and blobs.cache.bypassed == 2 * (5 + 3)
+        assert blobs.read_all(sha256(small)) == small
+        assert len(blobs.cache) == 2 and (blobs.cache.hits, blobs.cache.misses) == (0, 2)
+        metrics = {name: value for name, _, _, value in blobs.metrics()}
+        assert metrics["imagerepo_cache_bypassed_total"] == 16 and metrics["imagerepo_cache_misses_total"] == 2
     finally:
         blobs.db.close()
 

@@ -1,9 +1,11 @@
-"""A 150 MB upload and download through the real server: its memory must not grow with the file.
+"""A 150 MB upload and two downloads through the real server: its memory must not grow with the
+file (issue 16: less than 50 MiB).
 
-The upload is streamed from a generator and the download hashed as it arrives, so the test does
+The upload is streamed from a generator and the downloads hashed as they arrive, so the test does
 not hold the file either. RSS is summed over the gunicorn master and workers and sampled while
-the bytes move. The chunk cache is a deliberate, bounded use of memory (IMAGEREPO_CACHE_BYTES,
-256 MiB by default); it is set to 16 MiB here so what is measured is the streaming itself.
+the bytes move. The chunk cache has its default size (256 MiB): a 150 MB object is over its size
+gate (1/8 of it), so its chunks are read past the cache, and downloading it twice costs no more
+than once. (Before the gate, the first download filled the cache with it: +144 MiB.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import requests
@@ -20,7 +23,7 @@ from live_server import LiveServer
 
 MiB = 1024 * 1024
 WIDTH, HEIGHT = 5000, 10000  # 150 MB of pixels, 50 megapixels
-LIMIT = 100 * MiB
+LIMIT = 50 * MiB
 
 
 class RssSampler:
@@ -54,8 +57,19 @@ class RssSampler:
         self.peak = max(self.peak, self.current())
 
 
-def test_150_mb_upload_and_download_keep_server_memory_flat(config):
-    env = {"IMAGEREPO_MAX_UPLOAD_BYTES": str(200 * MiB), "IMAGEREPO_CACHE_BYTES": str(16 * MiB)}
+def download_and_hash(session, url: str, headers: dict, expected_size: int) -> tuple[int, str]:
+    received, whole = 0, hashlib.sha256()
+    with session.get(url, headers=headers, stream=True, timeout=300) as download:
+        assert download.status_code == 200
+        assert int(download.headers["Content-Length"]) == expected_size
+        for piece in download.iter_content(1024 * 1024):
+            whole.update(piece)
+            received += len(piece)
+    return received, whole.hexdigest()
+
+
+def test_150_mb_upload_and_two_downloads_keep_server_memory_flat(config):
+    env = {"IMAGEREPO_MAX_UPLOAD_BYTES": str(200 * MiB)}
     server = LiveServer(config.database_url, config.blob_dir, workers=1, threads=4, extra_env=env).start()
     try:
         headers = signup(server.url, "memtest")
@@ -78,21 +92,19 @@ def test_150_mb_upload_and_download_keep_server_memory_flat(config):
         assert image["size"] == expected_size and image["sha256"] == expected_digest
         upload_growth = sampler.peak - baseline
 
-        received, whole = 0, hashlib.sha256()
-        with sampler:
-            with session.get(server.url + image["url"], headers=headers, stream=True, timeout=300) as download:
-                assert download.status_code == 200
-                assert int(download.headers["Content-Length"]) == expected_size
-                for piece in download.iter_content(1024 * 1024):
-                    whole.update(piece)
-                    received += len(piece)
-        assert received == expected_size and whole.hexdigest() == expected_digest
+        # Two downloads at once, each on its own connection (so two server threads), both hashed.
+        url = server.url + image["url"]
+        with sampler, ThreadPoolExecutor(2) as pool:
+            results = list(
+                pool.map(lambda _: download_and_hash(requests.Session(), url, headers, expected_size), (1, 2))
+            )
+        assert results == [(expected_size, expected_digest)] * 2
         growth = sampler.peak - baseline
         print(
             f"server RSS baseline {baseline / MiB:.0f} MiB, growth after upload"
-            f" {upload_growth / MiB:.1f} MiB, after download {growth / MiB:.1f} MiB"
+            f" {upload_growth / MiB:.1f} MiB, after two downloads {growth / MiB:.1f} MiB"
         )
         assert upload_growth < LIMIT, f"upload grew the server by {upload_growth / MiB:.0f} MiB"
-        assert growth < LIMIT, f"upload + download grew the server by {growth / MiB:.0f} MiB"
+        assert growth < LIMIT, f"upload + two downloads grew the server by {growth / MiB:.0f} MiB"
     finally:
         server.stop()

@@ -52,7 +52,8 @@ def test_pages_have_a_strict_policy_and_nothing_inline(client, path):
     parser.feed(response.get_data(as_text=True))
     assert parser.problems == []
     for src in parser.scripts:  # every script the page loads is served by the app
-        assert client.get(src).status_code == 200, src
+        with client.get(src) as served:  # a file response: closed, or its handle leaks
+            assert served.status_code == 200, src
 
 
 def test_gallery_replaces_the_json_404_at_root(client):
@@ -66,17 +67,18 @@ def test_unknown_paths_are_still_json_404s(client):
 
 
 def test_favicon(client):
-    response = client.get("/favicon.ico")
-    assert response.status_code == 200 and response.mimetype == "image/vnd.microsoft.icon"
-    assert Image.open(io.BytesIO(response.data)).format == "ICO"
-    svg = client.get("/web/static/favicon.svg")
-    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    with client.get("/favicon.ico") as response:
+        assert response.status_code == 200 and response.mimetype == "image/vnd.microsoft.icon"
+        assert Image.open(io.BytesIO(response.data)).format == "ICO"
+    with client.get("/web/static/favicon.svg") as svg:
+        assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
 
 
 def test_swagger_ui_is_served_from_the_package(client):
-    bundle = client.get("/docs/assets/swagger-ui-bundle.js")
-    assert bundle.status_code == 200 and "javascript" in bundle.mimetype and len(bundle.data) > 500_000
-    assert client.get("/docs/assets/swagger-ui.css").mimetype == "text/css"
+    with client.get("/docs/assets/swagger-ui-bundle.js") as bundle:
+        assert bundle.status_code == 200 and "javascript" in bundle.mimetype and len(bundle.data) > 500_000
+    with client.get("/docs/assets/swagger-ui.css") as css:
+        assert css.mimetype == "text/css"
     page = client.get("/docs").get_data(as_text=True)
     assert "/docs/assets/swagger-ui-bundle.js" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from another host

@@ -95,7 +95,7 @@ class BlobStore:
         return cls(
             db,
             LocalChunkStore(config.blob_dir, fsync=config.fsync),
-            ChunkCache(config.cache_bytes),
+            ChunkCache(config.cache_bytes, config.cache_max_object_bytes),
             config.chunk_size,
             config.max_upload_bytes,
             config.gc_grace_seconds,

@@ -45,12 +45,13 @@ class ObjectReader:
         self._manifests: LRUCache[str, Manifest] = LRUCache(maxsize=MANIFEST_CACHE_ENTRIES)
         self._manifest_lock = threading.Lock()
 
-    def read_chunk(self, digest: str) -> bytes:
-        """Verified bytes of one chunk: from the cache, else from the store and checked."""
-        data = self.cache.get(digest)
-        return data if data is not None else self._load_chunk(digest)
+    def read_chunk(self, digest: str, object_size: int | None = None) -> bytes:
+        """Verified bytes of one chunk: from the cache, else from the store and checked.
+        `object_size`, of the object being read, lets the cache keep big objects out."""
+        data = self.cache.get(digest, object_size)
+        return data if data is not None else self._load_chunk(digest, object_size)
 
-    def _load_chunk(self, digest: str) -> bytes:
+    def _load_chunk(self, digest: str, object_size: int | None = None) -> bytes:
         try:
             data = self.store.get(digest)
         except ChunkMissing:
@@ -60,7 +61,7 @@ class ObjectReader:
             log.error("chunk %s failed verification: its bytes do not match its digest", digest)
             self.counters["chunks_corrupt"] += 1
             raise ChunkCorrupt(f"chunk {digest} is corrupt")
-        self.cache.put(digest, data)
+        self.cache.put(digest, data, object_size)
         return data
 
     def manifest(self, digest: str, chunk_size: int | None = None) -> tuple[Manifest, bool]:
@@ -106,7 +107,7 @@ class ObjectReader:
             first_index, last_index = start // found.chunk_size, last // found.chunk_size
             plan = [(index * found.chunk_size, found.chunks[index]) for index in range(first_index, last_index + 1)]
             try:
-                first = self.read_chunk(plan[0][1])
+                first = self.read_chunk(plan[0][1], found.size)
             except ChunkLost:
                 # A cached manifest can outlive its object (freed, then stored again with
                 # another chunk size, so other chunks); ask the database once before giving up.
@@ -114,15 +115,17 @@ class ObjectReader:
                     self.forget_manifest(digest)
                     continue
                 raise
-            return self._iterate(digest, plan, first, start, last)
+            return self._iterate(digest, plan, first, start, last, found.size)
         raise AssertionError("unreachable")
 
-    def _iterate(self, digest: str, plan: list[tuple[int, str]], first: bytes, start: int, end: int) -> Iterator[bytes]:
+    def _iterate(
+        self, digest: str, plan: list[tuple[int, str]], first: bytes, start: int, end: int, size: int
+    ) -> Iterator[bytes]:
         # Reading the next chunk on another thread while this one is sent was tried and
         # measured slower on 2 cores (the client shares them): see README, "Performance".
         for position, (chunk_start, chunk_digest) in enumerate(plan):
             try:
-                data = first if position == 0 else self.read_chunk(chunk_digest)
+                data = first if position == 0 else self.read_chunk(chunk_digest, size)
             except ChunkLost:
                 self.forget_manifest(digest)  # so the next request asks the database again
                 raise

@@ -42,7 +42,13 @@ def storage_stats(db: Database, object_references_sql: str | None) -> dict:
 def metrics(cache: ChunkCache, counters: collections.Counter[str]) -> list[tuple[str, str, str, int]]:
     return [
         ("imagerepo_cache_hits_total", "counter", "Chunk reads served from the cache", cache.hits),
-        ("imagerepo_cache_misses_total", "counter", "Chunk reads that went to the store", cache.misses),
+        ("imagerepo_cache_misses_total", "counter", "Cacheable chunk reads that went to the store", cache.misses),
+        (
+            "imagerepo_cache_bypassed_total",
+            "counter",
+            "Chunk reads of objects over the cache's size gate (read from the store, not cached)",
+            cache.bypassed,
+        ),
         ("imagerepo_cache_bytes", "gauge", "Bytes held by the chunk cache", cache.bytes_used),
         ("imagerepo_cache_chunks", "gauge", "Chunks held by the chunk cache", len(cache)),
         (
