@@ -36,12 +36,12 @@ def main() -> int:
 
     started_embedded = False
     if not config.database_url:
-        url, started_embedded = pgembed.ensure_running("dev")
+        url, started_embedded = pgembed.ensure_running(config.home, "dev")
         print(f"embedded PostgreSQL: {url}", flush=True)
 
     def stop_embedded(*_):
         if started_embedded:
-            pgembed.stop("dev")
+            pgembed.stop(config.home, "dev")
         os._exit(0)
 
     # Python's default SIGTERM handling skips cleanup; the embedded server must not be orphaned.
@@ -60,7 +60,7 @@ def main() -> int:
         return 0
     finally:
         if started_embedded:
-            pgembed.stop("dev")
+            pgembed.stop(config.home, "dev")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ from bench import baselines, clients, scan
 from bench.payloads import PngFactory
 from bench.report import Figures, evaluate_targets, table, write_json
 from bench.servers import JWT_SECRET, Gunicorn, Profiler, RssSampler, database, log
-from imagerepo.config import PROJECT_ROOT, Config
+from imagerepo.config import Config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 MiB = 1024 * 1024
 DEFAULT_JSON = PROJECT_ROOT / "bench" / "results" / "latest.json"

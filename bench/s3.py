@@ -30,8 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from hashlib import sha256
 from pathlib import Path
 
-from imagerepo.config import PROJECT_ROOT
 from imagerepo.blobstore.s3 import S3ChunkStore
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 MiB = 1024 * 1024
 

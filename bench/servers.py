@@ -18,7 +18,9 @@ from pathlib import Path
 import psutil
 import requests
 
-from imagerepo.config import PROJECT_ROOT
+from imagerepo.config import instance_home
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 GUNICORN_CONF = PROJECT_ROOT / "gunicorn.conf.py"
 JWT_SECRET = "bench-secret-" + "z" * 40
@@ -48,7 +50,7 @@ def database():
         from imagerepo import pgembed
 
         log("starting the embedded PostgreSQL (first run: initdb takes a few seconds)")
-        url, started_here = pgembed.ensure_running("bench", database=name)
+        url, started_here = pgembed.ensure_running(instance_home(), "bench", database=name)
         admin = conninfo.make_conninfo(url, dbname="postgres")
     try:
         yield url
@@ -58,7 +60,7 @@ def database():
         if started_here:
             from imagerepo import pgembed
 
-            pgembed.stop("bench")
+            pgembed.stop(instance_home(), "bench")
 
 
 def _free_port() -> int:

@@ -18,6 +18,12 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
+    if config.trusted_proxy_hops:
+        from .proxy import TrustedProxyFix
+
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]  # Flask documents wrapping it
+            app.wsgi_app, config.trusted_proxy_hops, config.trusted_proxies
+        )
     json_provider = DefaultJSONProvider(app)
     json_provider.sort_keys = False
     app.json = json_provider

@@ -80,7 +80,7 @@ def cmd_db(args, config: Config) -> int:
         if config.database_url:
             print("DATABASE_URL is set: that server is not ours to stop", file=sys.stderr)
             return 1
-        pgembed.stop("dev")
+        pgembed.stop(config.home, "dev")
         print("embedded PostgreSQL stopped")
     return 0
 
@@ -126,9 +126,17 @@ def cmd_create_admin(args, config: Config) -> int:
     interactive = sys.stdin.isatty()
     name = args.name or (input("name: ") if interactive else None)
     email = args.email or (input("email: ") if interactive else None)
-    password = args.password or (getpass.getpass("password: ") if interactive else None)
+    password = args.password
+    if not password:
+        # Like the client's login: asked on a terminal, else the first line of stdin, so a
+        # script can pipe it in without it showing in `ps`.
+        password = getpass.getpass("password: ") if interactive else sys.stdin.readline().rstrip("\r\n")
     if not (name and email and password):
-        print("create-admin needs --name, --email and --password (or a terminal to ask)", file=sys.stderr)
+        print(
+            "create-admin needs --name and --email (or a terminal to ask) and a password "
+            "(asked on a terminal, or piped on stdin)",
+            file=sys.stderr,
+        )
         return 2
     try:
         valid = RegisterIn(name=name, email=email, password=password)
@@ -242,6 +250,21 @@ def cmd_seed_demo(args, config: Config) -> int:
     return 0
 
 
+def cmd_serve(args, config: Config) -> int:
+    from .stack import serve
+
+    return serve(config)
+
+
+def cmd_nginx_conf(args, config: Config) -> int:
+    from pathlib import Path
+
+    from .stack import render_nginx_conf
+
+    print(render_nginx_conf(config, Path(args.runtime), Path(args.socket)), end="")
+    return 0
+
+
 def _seconds(text: str) -> int:
     try:
         value = int(text)
@@ -258,13 +281,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="the embedded PostgreSQL: print its URL (starting it) or stop it")
     p.add_argument("action", choices=["url", "stop"])
     p.set_defaults(func=cmd_db)
+    p = sub.add_parser(
+        "serve",
+        help="nginx in front of gunicorn on IMAGEREPO_PUBLIC_HOST:IMAGEREPO_PUBLIC_PORT (127.0.0.1:8080), "
+        "in the foreground",
+    )
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("nginx-conf", help="print the nginx configuration `serve` uses, for another setup (compose)")
+    p.add_argument("--socket", required=True, help="gunicorn's Unix socket")
+    p.add_argument("--runtime", required=True, help="directory for nginx's pid and temporary files")
+    p.set_defaults(func=cmd_nginx_conf)
     p = sub.add_parser("reinstall-schema", help="drop and recreate every table, empty the chunk store")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_reinstall_schema)
     p = sub.add_parser("create-admin", help="create an administrator account")
     p.add_argument("--name")
     p.add_argument("--email")
-    p.add_argument("--password")
+    p.add_argument("--password", help="(default: asked on the terminal, or read from stdin)")
     p.set_defaults(func=cmd_create_admin)
     p = sub.add_parser("name-collisions", help="accounts whose names differ only in case, width or Unicode form")
     p.set_defaults(func=cmd_name_collisions)
@@ -305,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args, config)
+    except ConfigError as err:  # e.g. no DATABASE_URL and no embedded PostgreSQL installed
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
     except psycopg.OperationalError as err:
         print(f"cannot reach the database: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         return 2

@@ -1,18 +1,54 @@
 """All configuration, read from the environment in one place.
 
-Every setting has an environment variable; `Config.from_env()` is the only reader of
-`os.environ` in the package (tests build a `Config` directly with `dataclasses.replace`).
+Every setting has an environment variable; this module is the only reader of `os.environ` in
+the package (tests build a `Config` directly with `dataclasses.replace`).
+
+State (the chunk store, the embedded database, the dev JWT secret) lives under one instance
+directory, `IMAGEREPO_HOME`: by default the checkout when running from one (`make run`), else
+a per-user data directory. Never next to the installed code, which may be read-only or shared.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = PROJECT_ROOT / ".instance"
+
+def _checkout_root() -> Path | None:
+    """The source checkout this package runs from (editable install, `make run`), or None for
+    an installed wheel, whose parent directory is site-packages."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "run_dev_server.py").is_file() else None
+
+
+CHECKOUT_ROOT = _checkout_root()
+
+
+def instance_dir(home: Path) -> Path:
+    """Private files: the dev JWT secret, the embedded server's runtime directory."""
+    return home / ".instance"
+
+
+def pgdata_root(home: Path) -> Path:
+    """Data directories of the embedded PostgreSQL servers (dev, test, bench)."""
+    return home / ".pgdata"
+
+
+def instance_home(environ: dict | None = None) -> Path:
+    """IMAGEREPO_HOME, else the checkout, else the per-user data directory
+    (~/.local/share/imagerepo on Linux, honouring XDG_DATA_HOME)."""
+    env = os.environ if environ is None else environ
+    if env.get("IMAGEREPO_HOME"):
+        return Path(env["IMAGEREPO_HOME"]).expanduser().resolve()
+    if CHECKOUT_ROOT is not None:
+        return CHECKOUT_ROOT
+    import platformdirs
+
+    return platformdirs.user_data_path("imagerepo")
+
 
 MiB = 1024 * 1024
 
@@ -45,13 +81,27 @@ def _bool(env: dict, name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
-def _dev_jwt_secret() -> str:
-    """In dev, a generated secret kept in an ignored folder so tokens survive restarts."""
-    path = INSTANCE_DIR / "jwt_secret"
+def _networks(env: dict, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(f"{name}: {entry!r} is not an address or network") from None
+    return entries
+
+
+def _dev_jwt_secret(instance_dir: Path) -> str:
+    """In dev, a generated secret kept in the instance directory so tokens survive restarts."""
+    path = instance_dir / "jwt_secret"
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         secret = secrets.token_urlsafe(48)
         # O_EXCL: when two processes race, one writes and both read the winner's secret.
         try:
@@ -69,7 +119,10 @@ class Config:
     # None means: use the embedded PostgreSQL (see imagerepo.pgembed).
     database_url: str | None = None
     jwt_secret: str = ""
-    blob_dir: Path = PROJECT_ROOT / "blobs"
+    # The instance directory: state that is not in PostgreSQL.
+    home: Path = dataclasses.field(default_factory=instance_home)
+    # None means home / "blobs".
+    blob_dir: Path = None  # type: ignore[assignment]
     chunk_size: int = 256 * 1024
     cache_bytes: int = 256 * MiB
     # Objects larger than this are read past the chunk cache (None: 1/8 of cache_bytes), so one
@@ -118,10 +171,23 @@ class Config:
     # gunicorn (imagerepo.serving): longest wait for the next byte of a request's headers or
     # body before the thread is freed (408 for a body), so stalled clients cannot hold them all.
     read_timeout_seconds: int = 30
+    # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0: the header is
+    # ignored and the client is the connection's peer), and the peers believed when they send
+    # it (addresses or networks, "*" for any; a Unix-socket peer is always local).
+    trusted_proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Where `imagerepo serve` (nginx in front of gunicorn) listens.
+    public_host: str = "127.0.0.1"
+    public_port: int = 8080
+
+    def __post_init__(self):
+        if self.blob_dir is None:
+            object.__setattr__(self, "blob_dir", self.home / "blobs")
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Config":
         env = dict(os.environ if environ is None else environ)
+        home = instance_home(env)
         mode = env.get("IMAGEREPO_ENV", "dev")
         if mode not in ("dev", "production", "test"):
             raise ConfigError(f"IMAGEREPO_ENV must be dev, production or test, got {mode!r}")
@@ -129,7 +195,7 @@ class Config:
         if not secret:
             if mode == "production":
                 raise ConfigError("IMAGEREPO_JWT_SECRET must be set when IMAGEREPO_ENV=production")
-            secret = _dev_jwt_secret()
+            secret = _dev_jwt_secret(instance_dir(home))
         elif mode == "production" and len(secret) < 32:
             raise ConfigError("IMAGEREPO_JWT_SECRET must be at least 32 characters in production")
         chunk_store = env.get("IMAGEREPO_CHUNK_STORE") or cls.chunk_store
@@ -141,7 +207,8 @@ class Config:
             env=mode,
             database_url=env.get("DATABASE_URL") or None,
             jwt_secret=secret,
-            blob_dir=Path(env.get("IMAGEREPO_BLOB_DIR") or PROJECT_ROOT / "blobs").resolve(),
+            home=home,
+            blob_dir=Path(env.get("IMAGEREPO_BLOB_DIR") or home / "blobs").expanduser().resolve(),
             chunk_size=_int(env, "IMAGEREPO_CHUNK_SIZE", cls.chunk_size, minimum=4096),
             cache_bytes=_int(env, "IMAGEREPO_CACHE_BYTES", cls.cache_bytes),
             # Unset: 1/8 of the cache (ChunkCache decides); 0 keeps every object out of the cache.
@@ -176,6 +243,10 @@ class Config:
             login_max_delay_seconds=_int(env, "IMAGEREPO_LOGIN_MAX_DELAY_SECONDS", cls.login_max_delay_seconds, 1),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
+            trusted_proxy_hops=_int(env, "IMAGEREPO_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
+            trusted_proxies=_networks(env, "IMAGEREPO_TRUSTED_PROXIES", cls.trusted_proxies),
+            public_host=env.get("IMAGEREPO_PUBLIC_HOST") or cls.public_host,
+            public_port=_int(env, "IMAGEREPO_PUBLIC_PORT", cls.public_port, 1),
             chunk_store=chunk_store,
             s3_endpoint=env.get("IMAGEREPO_S3_ENDPOINT") or None,
             s3_bucket=env.get("IMAGEREPO_S3_BUCKET", ""),

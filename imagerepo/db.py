@@ -17,17 +17,20 @@ import logging
 import os
 import re
 import threading
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from .config import PROJECT_ROOT, Config
+from .config import Config
 
 log = logging.getLogger(__name__)
 
-SCHEMA_DIR = PROJECT_ROOT / "schema"
+# Package data, so an installed wheel carries its migrations (never read through a path
+# relative to the checkout).
+MIGRATIONS = resources.files(__package__) / "migrations"
 _MIGRATION_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
 # Any constant would do: it only has to be the same in every process applying the schema.
 _SCHEMA_LOCK_KEY = 0x1A6E_4E90
@@ -39,7 +42,7 @@ def resolve_url(config: Config) -> str:
         return config.database_url
     from . import pgembed
 
-    url, _ = pgembed.ensure_running("dev")
+    url, _ = pgembed.ensure_running(config.home, "dev")
     return url
 
 
@@ -88,8 +91,9 @@ class Database:
         self._pool = None
 
 
-def migration_files() -> list[Path]:
-    return sorted(p for p in SCHEMA_DIR.iterdir() if _MIGRATION_NAME.match(p.name))
+def migration_files() -> list[Traversable]:
+    """The numbered migrations, in order."""
+    return sorted((p for p in MIGRATIONS.iterdir() if _MIGRATION_NAME.match(p.name)), key=lambda p: p.name)
 
 
 def _log_migration_warning(diag: psycopg.errors.Diagnostic) -> None:
@@ -107,13 +111,13 @@ def apply_schema(url: str) -> list[str]:
         # Several gunicorn workers may start at once: one applies, the others wait.
         conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
         try:
-            conn.execute((SCHEMA_DIR / "000_schema_migrations.sql").read_text())
+            conn.execute((MIGRATIONS / "000_schema_migrations.sql").read_text(encoding="utf-8"))
             done = {r[0] for r in conn.execute("SELECT filename FROM schema_migrations")}
             for path in migration_files():
                 if path.name in done or path.name.startswith("000_"):
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text())
+                    conn.execute(path.read_text(encoding="utf-8"))
                     conn.execute("INSERT INTO schema_migrations (filename) VALUES (%s)", (path.name,))
                 applied_now.append(path.name)
                 log.info("applied schema %s", path.name)
@@ -124,4 +128,4 @@ def apply_schema(url: str) -> list[str]:
 
 def drop_everything(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute((SCHEMA_DIR / "reset.sql").read_text())
+        conn.execute((MIGRATIONS / "reset.sql").read_text(encoding="utf-8"))

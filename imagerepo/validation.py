@@ -141,6 +141,21 @@ UploadedFile = Annotated[
 ]
 
 
+def _form_fields_given(data: dict, model: type[pydantic.BaseModel]) -> dict:
+    """An HTML form sends every field it has, filled in or not: an empty value of a field the
+    model knows means "not given" (so its default applies), as the original ImageRepo's
+    clients expect. Unknown fields are kept, and refused by the model."""
+    given = {}
+    for key, value in data.items():
+        if key in model.model_fields:
+            if isinstance(value, list):
+                value = [item for item in value if item != ""]
+            if value == "" or value == []:
+                continue
+        given[key] = value
+    return given
+
+
 def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
     """Parse a multipart/form-data body (text and file parts) into `model`.
 
@@ -156,7 +171,7 @@ def parse_form(model: type[pydantic.BaseModel], stream_factory=None):
         form, files = formparts.parse(request.stream, boundary.encode("latin-1"), stream_factory)
     except ValueError as err:  # UnicodeEncodeError too: a boundary must be ASCII
         raise ApiError(400, "bad_request", f"malformed multipart body: {err}") from None
-    data = _multi_dict_to_plain(form, model)
+    data = _form_fields_given(_multi_dict_to_plain(form, model), model)
     for key in files.keys():
         data[key] = files.getlist(key) if len(files.getlist(key)) > 1 else files[key]
     return _validate(model, data, "form")

@@ -15,7 +15,7 @@ import pytest
 from psycopg import conninfo, sql
 
 from imagerepo import create_app, pgembed
-from imagerepo.config import Config
+from imagerepo.config import Config, instance_home, pgdata_root
 from imagerepo.db import apply_schema
 
 # The browser tests' fixtures (chromium, gallery_server, open_tab), shared by tests/e2e/*.
@@ -25,11 +25,12 @@ pytest_plugins = ["e2e.harness"]
 @contextlib.contextmanager
 def _embedded_test_server(database: str):
     """Several pytest runs may share the embedded test server; the last one out stops it."""
-    sessions = pgembed.PGDATA_ROOT / "test.sessions"
+    home = instance_home()
+    sessions = pgdata_root(home) / "test.sessions"
     sessions.parent.mkdir(parents=True, exist_ok=True)
     with open(sessions, "a") as marker:
         fcntl.flock(marker, fcntl.LOCK_SH)
-        url, _ = pgembed.ensure_running("test", database=database)
+        url, _ = pgembed.ensure_running(home, "test", database=database)
         try:
             yield url
         finally:
@@ -40,7 +41,7 @@ def _embedded_test_server(database: str):
                 return  # another run still uses it
             # Belt and braces: another run's database still there means it may still be running.
             if not _other_test_databases(url, database):
-                pgembed.stop("test")
+                pgembed.stop(home, "test")
 
 
 def _other_test_databases(url: str, own: str) -> list[str]:

@@ -14,13 +14,29 @@ from pathlib import Path
 
 import requests
 
-from imagerepo.config import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until_healthy(process: subprocess.Popen, url: str, timeout: float, log_tail) -> None:
+    """Until `url`/healthz answers 200; RuntimeError with `log_tail()` if the process exits first
+    or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}: {log_tail()}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer from {url}/healthz within {timeout:g} s: {log_tail()}")
 
 
 class LiveServer:
@@ -71,18 +87,12 @@ class LiveServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()[-3000:]}")
+        try:
+            wait_until_healthy(self.process, self.url, timeout, lambda: self.log_path.read_text()[-3000:])
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def pids(self) -> list[int]:
         """The gunicorn master and its workers."""

@@ -183,6 +183,25 @@ def test_create_admin_cli(config):
     assert again.returncode == 1 and "already registered" in again.stderr
 
 
+def test_create_admin_reads_a_piped_password(config):
+    """As the client's login does: a script pipes the password instead of putting it in `ps`."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": config.database_url, "IMAGEREPO_BLOB_DIR": str(config.blob_dir)}
+    command = [sys.executable, "-m", "imagerepo", "create-admin", "--name", "piped", "--email", "piped@example.com"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, input="long enough secret\n")
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(config.database_url) as conn:
+        row = conn.execute("SELECT is_admin, password_hash FROM users WHERE name = 'piped'").fetchone()
+    from werkzeug.security import check_password_hash
+
+    assert row[0] is True and check_password_hash(row[1], "long enough secret")
+    empty = subprocess.run(command, env=env, capture_output=True, text=True, input="")
+    assert empty.returncode == 2 and "piped on stdin" in empty.stderr
+
+
 def test_requests_refused_by_validation_are_still_recorded(app, client, alice):
     """Routes where a token is optional check it before validating, so the refusal is audited."""
     assert client.get("/images?limit=1000", headers=alice["headers"]).status_code == 422

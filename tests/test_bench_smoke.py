@@ -6,8 +6,10 @@ import os
 import math
 import subprocess
 import sys
+from pathlib import Path
 
-from imagerepo.config import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 
 FIGURES = [
     "sha256_MBps",

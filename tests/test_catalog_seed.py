@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from imagerepo.config import PROJECT_ROOT
 from imagesamples import quick_user
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def seed(config, *args):

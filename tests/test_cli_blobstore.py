@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,8 @@ from blob_helpers import (
     sha256,
     table_counts,
 )
-from imagerepo.config import PROJECT_ROOT
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 CS = SMALL_CHUNK
 

@@ -18,8 +18,9 @@ import requests
 from PIL import Image
 
 from imagerepo.client.files import safe_filename
-from imagerepo.config import PROJECT_ROOT
 from live_server import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 PASSWORD = "correct horse battery"
 

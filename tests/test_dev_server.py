@@ -5,13 +5,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 import requests
 
 from blob_helpers import add_owner, add_reference, chunk_files, make_blobs, pseudo_random
-from imagerepo.config import PROJECT_ROOT
 from live_server import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(config):

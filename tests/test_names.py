@@ -10,15 +10,17 @@ import subprocess
 import sys
 import unicodedata
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
 from conftest import assert_error, auth_header, login, register
 from psycopg import conninfo, sql
 
-from imagerepo.config import PROJECT_ROOT
-from imagerepo.db import SCHEMA_DIR, apply_schema, migration_files
+from imagerepo.db import MIGRATIONS, apply_schema, migration_files
 from imagerepo.names import name_collisions, name_key, rename_user
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 PASSWORD = "correct horse battery"
 
@@ -131,7 +133,7 @@ def _scratch_database(database_url: str):
 
 def _apply_up_to(url: str, last: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute((SCHEMA_DIR / "000_schema_migrations.sql").read_text())
+        conn.execute((MIGRATIONS / "000_schema_migrations.sql").read_text())
         for path in migration_files():
             if path.name.startswith("000_") or path.name > last:
                 continue

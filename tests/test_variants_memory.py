@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import variant_samples as samples
 from PIL import Image
 
-from imagerepo.config import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 
 MiB = 1024 * 1024
 

@@ -20,6 +20,11 @@ The client talks to the server over HTTP only: it must never import the server's
 it needs nothing but `requests`), and never write outside the output directory it was given.
 """
 
+try:
+    import requests  # noqa: F401  (its one dependency: the `client` extra, which the server does not need)
+except ModuleNotFoundError:
+    raise SystemExit("imagerepo-client needs the 'client' extra: pip install 'imagerepo[client]'") from None
+
 from .cli import main
 
 __all__ = ["main"]

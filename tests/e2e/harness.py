@@ -21,7 +21,8 @@ import pytest
 from conftest import truncate_all
 from live_server import LiveServer
 
-from imagerepo.config import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
 
 CHROMIUM = os.environ.get("IMAGEREPO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -23,9 +23,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from harness import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402 (found through sys.path above)
 from live_server import LiveServer  # noqa: E402
 
-from imagerepo.config import PROJECT_ROOT  # noqa: E402
 from imagerepo.db import apply_schema  # noqa: E402
 
+PROJECT_ROOT = HERE.parent.parent
 OUT = PROJECT_ROOT / "gallery.png"
 
 
