@@ -60,11 +60,8 @@ class CheckReport:
 
     def summary(self) -> dict:
         """The report as `fsck` prints it (JSON)."""
-        return {
-            **{k: v for k, v in dataclasses.asdict(self).items() if k != "orphan_files"},
-            "orphan_files": len(self.orphan_files),
-            "problems": self.problems,
-        }
+        fields = dataclasses.asdict(self)
+        return {**fields, "orphan_files": len(self.orphan_files), "problems": self.problems}
 
 
 class _CheckedStore(ChunkReader, ChunkStatter, ChunkEnumerator, Protocol):
