@@ -11,6 +11,7 @@ import urllib.parse
 from flask import Response, request
 
 from ..context import services
+from ..imagetypes import download_name
 from .errors import RangeNotSatisfiable
 
 
@@ -20,6 +21,8 @@ def content_disposition(kind: str, name: str) -> str:
     encoded = urllib.parse.quote(name, safe="!#$&+-.^_`|~")
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
+
+CONTENT_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'"
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.ASCII | re.IGNORECASE)
 
@@ -62,7 +65,11 @@ def content_response(row, download: bool) -> Response:
         # time because the owner can make them private at any moment.
         "Cache-Control": "private, no-store" if row["is_private"] else "public, no-cache",
         "Vary": "Authorization, X-Access-Key",
-        "Content-Disposition": content_disposition("attachment" if download else "inline", row["filename"]),
+        "Content-Disposition": content_disposition(
+            "attachment" if download else "inline", download_name(row["filename"], row["content_type"])
+        ),
+        # Opened directly, the bytes are a picture, never a page: no script, no framing.
+        "Content-Security-Policy": CONTENT_POLICY,
     }
     if request.if_none_match.contains_weak(digest):
         return Response(status=304, headers=headers)
