@@ -143,6 +143,10 @@ class Stack:
         socket_path = self.runtime / "gunicorn.sock"
         env["IMAGEREPO_BIND"] = f"unix:{socket_path}"
         env["IMAGEREPO_TRUSTED_PROXY_HOPS"] = "1"
+        # Metrics of every worker, fresh for this run and removed with it (imagerepo/metrics.py).
+        metrics_dir = self.runtime / "metrics"
+        metrics_dir.mkdir(mode=0o700)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         self.gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(self.gunicorn_config), "imagerepo:create_app()"],
             env=env,
