@@ -154,3 +154,43 @@ def test_the_metrics_directory_gunicorn_makes_is_removed_when_it_stops(config, t
     finally:
         server.stop()
     assert not made[0].exists()
+
+
+def test_one_process_counts_collector_runs_and_corrupt_reads(app, client, alice, config):
+    """The dev server's shape (one process, values in memory): the same metrics, with no
+    multiprocess directory."""
+    import io
+
+    import psycopg
+
+    with psycopg.connect(config.database_url) as conn:
+        conn.execute("UPDATE users SET is_admin = true WHERE name = 'alice'")
+
+    def metrics() -> dict[str, float]:
+        response = client.get("/metrics", headers=alice["headers"])
+        assert response.status_code == 200
+        return {
+            name: float(value)
+            for name, _, value in (line.rpartition(" ") for line in response.get_data(as_text=True).splitlines())
+            if name and not name.startswith("#")
+        }
+
+    before = metrics()
+    data = bmp_bytes(30, 20, seed=3)
+    created = client.post("/images", headers=alice["headers"], data={"file": (io.BytesIO(data), "c.bmp")})
+    assert created.status_code == 201
+    created.close()  # the test client closes an answer only when told: that is when it is counted
+    app.extensions["imagerepo"].blobs.collect_garbage(grace_seconds=0)
+    for path in config.blob_dir.rglob("*"):
+        if path.is_file() and len(path.name) == 64:
+            path.write_bytes(b"not the bytes its name promises")
+    with client.get(created.get_json()["url"]) as refused:
+        assert refused.status_code == 500
+    after = metrics()
+    for name in ("imagerepo_gc_runs_total", "imagerepo_chunks_corrupt_total", "imagerepo_objects_created_total"):
+        assert after[name] == before.get(name, 0) + 1, name
+    key = 'imagerepo_http_requests_total{endpoint="images.get_content",method="GET",status="500"}'
+    assert after[key] == before.get(key, 0) + 1
+    assert after['imagerepo_upload_bytes_total{endpoint="images.upload"}'] >= before.get(
+        'imagerepo_upload_bytes_total{endpoint="images.upload"}', 0
+    ) + len(data)
