@@ -82,6 +82,11 @@ def test_a_one_chunk_image_is_sent_by_nginx_byte_exact_with_the_apps_headers(acc
     # internal path, no size header.
     assert "Last-Modified" not in h and "X-Accel-Redirect" not in h and "X-ImageRepo-Size" not in h
 
+    # nginx's access log names the path the client asked for, not the chunk file's.
+    log = stack.log_path.read_text(errors="replace")
+    assert f'"GET {image["url"]} HTTP/1.1" 200 {len(data)}' in log
+    assert image["sha256"] not in log and "_imagerepo_chunks" not in log
+
     download = requests.get(stack.url + image["url"], params={"download": 1}, timeout=10)
     assert download.content == data and download.headers["Content-Disposition"].startswith("attachment;")
     # Conditionals and ranges keep the app's rules.
@@ -116,6 +121,7 @@ def test_private_images_still_need_their_key_and_the_internal_path_is_closed(acc
     assert _via_nginx(stack) == before + len(data)
     owner = requests.get(url, headers=headers, timeout=10)
     assert owner.content == data
+    assert "open-sesame-123" not in stack.log_path.read_text(errors="replace"), "keys stay out of the logs"
     # The location nginx serves chunk files from answers only the app's redirects.
     digest = hashlib.sha256(data).hexdigest()
     for path in (f"/_imagerepo_chunks/{digest[:2]}/{digest[2:4]}/{digest}", "/_imagerepo_chunks/"):
