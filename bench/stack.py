@@ -89,7 +89,8 @@ class NginxStatic:
             f"http {{ access_log off; client_body_temp_path {self.runtime}/body; proxy_temp_path {self.runtime}/proxy;"
             f" fastcgi_temp_path {self.runtime}/f; uwsgi_temp_path {self.runtime}/u; scgi_temp_path {self.runtime}/s;"
             " default_type image/png; sendfile on; keepalive_timeout 15s;"
-            f" server {{ listen 127.0.0.1:{self.port}; location / {{ root {self.root}; }} }} }}\n"
+            f" server {{ listen 127.0.0.1:{self.port}; location / {{ root {self.root}; }}"
+            " location = /ready { return 204; } } }\n"
         )
         self.process = subprocess.Popen(
             [find_nginx(), "-p", f"{self.runtime}/", "-c", str(conf), "-e", "stderr"], start_new_session=True
@@ -97,7 +98,7 @@ class NginxStatic:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                requests.get(self.url + "/", timeout=1)
+                requests.get(self.url + "/ready", timeout=1)
                 return self
             except requests.RequestException:
                 time.sleep(0.1)

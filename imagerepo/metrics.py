@@ -115,18 +115,26 @@ class Sampler:
             counter.inc(now - before)
         self._seen[key] = now
 
+    def _set(self, gauge: Gauge, key: str, now: int) -> None:
+        if self._seen.get(key) != now:  # each write is a locked write to a shared file
+            gauge.set(now)
+            self._seen[key] = now
+
     def sample(self) -> None:
         with self._lock:
             cache = self.services.blobs.cache
             for name, counter in CACHE.items():
                 self._add(counter, name, getattr(cache, name))
-            CACHE_BYTES.set(cache.bytes_used)
-            CACHE_CHUNKS.set(len(cache))
+            self._set(CACHE_BYTES, "cache_bytes", cache.bytes_used)
+            self._set(CACHE_CHUNKS, "cache_chunks", len(cache))
             stats = self.services.db.pool.get_stats()
-            POOL_SIZE.set(stats.get("pool_size", 0))
-            POOL_AVAILABLE.set(stats.get("pool_available", 0))
-            POOL_WAITING.set(stats.get("requests_waiting", 0))
-            POOL_MAX.set(stats.get("pool_max", 0))
+            for gauge, key in (
+                (POOL_SIZE, "pool_size"),
+                (POOL_AVAILABLE, "pool_available"),
+                (POOL_WAITING, "requests_waiting"),
+                (POOL_MAX, "pool_max"),
+            ):
+                self._set(gauge, key, stats.get(key, 0))
             self._add(POOL_REQUESTS, "requests_num", stats.get("requests_num", 0))
             self._add(POOL_TIMEOUTS, "requests_errors", stats.get("requests_errors", 0))
             wait_ms = stats.get("requests_wait_ms", 0)
