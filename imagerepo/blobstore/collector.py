@@ -11,7 +11,6 @@ drifted to zero.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import threading
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from .cache import ChunkCache
 from .interface import ChunkStore
+from .stats import Counters
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -54,7 +54,7 @@ class Collector:
         db: Database,
         store: ChunkStore,
         cache: ChunkCache,
-        counters: collections.Counter[str],
+        counters: Counters,
         grace_seconds: int,
         object_references_sql: str | None,
     ):
@@ -79,8 +79,8 @@ class Collector:
         self._free_chunks(grace, report, progress)
         if sweep_files:
             self._sweep_files(grace, report, progress)
-        self.counters["gc_runs"] += 1
-        self.counters["gc_chunks_freed"] += report.chunks_freed
+        self.counters.inc("gc_runs")
+        self.counters.inc("gc_chunks_freed", report.chunks_freed)
         return report
 
     def _sweep_files(self, grace: int, report: GcReport, progress: Progress | None) -> None:

@@ -7,7 +7,6 @@ fails raises ChunkCorrupt (ChunkLost when its file is gone) rather than yield wr
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import logging
@@ -20,6 +19,7 @@ from cachetools import LRUCache
 from .cache import ChunkCache
 from .errors import ChunkCorrupt, ChunkFreed, ChunkLost, ObjectNotFound
 from .interface import ChunkMissing, ChunkReader
+from .stats import Counters
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -37,7 +37,7 @@ class Manifest:
 
 
 class ObjectReader:
-    def __init__(self, db: Database, store: ChunkReader, cache: ChunkCache, counters: collections.Counter[str]):
+    def __init__(self, db: Database, store: ChunkReader, cache: ChunkCache, counters: Counters):
         self.db = db
         self.store = store
         self.cache = cache
@@ -62,7 +62,7 @@ class ObjectReader:
             raise ChunkLost(f"chunk {digest} is missing") from None
         if hashlib.sha256(data).hexdigest() != digest:
             log.error("chunk %s failed verification: its bytes do not match its digest", digest)
-            self.counters["chunks_corrupt"] += 1
+            self.counters.inc("chunks_corrupt")
             raise ChunkCorrupt(f"chunk {digest} is corrupt")
         self.cache.put(digest, data, object_size)
         return data

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from .interface import ChunkReader, ChunkWriter
 from .staging import StagedChunk, StagedObject
+from .stats import Counters
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class StoredObject:
 
 
 class ObjectWriter:
-    def __init__(self, store: _WritableStore, counters: collections.Counter[str]):
+    def __init__(self, store: _WritableStore, counters: Counters):
         self.store = store
         self.counters = counters
 
@@ -70,7 +71,7 @@ class ObjectWriter:
             (digest, staged.size, staged.chunk_size),
         ).fetchone()
         if not row["inserted"]:
-            self.counters["uploads_deduplicated"] += 1
+            self.counters.inc("uploads_deduplicated")
             if row["chunk_size"] == staged.chunk_size:
                 self._heal(conn, staged)
             return StoredObject(staged.digest, staged.size, row["chunk_size"], created=False)
@@ -96,8 +97,8 @@ class ObjectWriter:
         # In parallel: each publish is an fsync of the file and of its fan-out directory, and
         # fsyncs on different files overlap well (the serial loop spent most of an upload here).
         written = _io_pool().map(self._publish, distinct)
-        self.counters["chunks_written"] += sum(written)
-        self.counters["objects_created"] += 1
+        self.counters.inc("chunks_written", sum(written))
+        self.counters.inc("objects_created")
         return StoredObject(staged.digest, staged.size, staged.chunk_size, created=True)
 
     def _publish(self, chunk: StagedChunk) -> bool:
@@ -118,7 +119,7 @@ class ObjectWriter:
         for chunk, written in zip(distinct, _io_pool().map(self._publish, distinct), strict=True):
             if written:
                 log.warning("chunk %s was missing or damaged; rewritten from an identical upload", chunk.digest)
-                self.counters["chunks_healed"] += 1
+                self.counters.inc("chunks_healed")
 
     @staticmethod
     def release(conn, digest: str) -> None:
