@@ -75,32 +75,42 @@ def uploads(bench, server: Gunicorn, token: str) -> dict[str, tuple[int, bytes]]
     return stored
 
 
-def downloads(bench, server: Gunicorn, stored: dict, kind: str) -> None:
-    """`kind` hot: one keep-alive connection (so one worker) that has read each object once;
-    cold: a server whose chunk cache is off, so every chunk is read and verified."""
-    client = clients.Client(server.url)
+def downloads(bench, servers: dict[str, Gunicorn], stored: dict) -> None:
+    """Each object from each server of `servers` (kind -> server), the kinds interleaved run by
+    run so they see the same noise. `hot`: one keep-alive connection (so one worker) that has
+    read each object once; `cold`: a server whose chunk cache is off, so every chunk is read and
+    verified (with read-ahead, the default); `cold_inline`: the same with IMAGEREPO_READ_AHEAD=0."""
+    connections = {kind: clients.Client(server.url) for kind, server in servers.items()}
     for role, (image_id, data) in stored.items():
         path = f"/images/{image_id}/content"
-        # Checked once, untimed: the bytes come back exact.
-        _, _, body = client.request("GET", path)
-        if hashlib.sha256(body).digest() != hashlib.sha256(data).digest():
-            raise RuntimeError(f"{kind} download of image {image_id} returned different bytes")
-        del body
+        for kind, client in connections.items():
+            # Checked once, untimed: the bytes come back exact.
+            _, _, body = client.request("GET", path)
+            if hashlib.sha256(body).digest() != hashlib.sha256(data).digest():
+                raise RuntimeError(f"{kind} download of image {image_id} returned different bytes")
+            del body
         for run in range(bench.plan.runs):
-            measure_rss = role == "large" and kind == "cold"  # hot: bench/scan.py, fresh servers
-            sampler = RssSampler(server) if measure_rss else contextlib.nullcontext()
-            profile = (
-                bench.profiler.phase(f"download_{kind}_large", server)
-                if role == "large" and run == 0
-                else contextlib.nullcontext()
-            )
-            with profile, sampler:
-                start = time.perf_counter()
-                got = client.download(path)
-                seconds = time.perf_counter() - start
-            assert got == len(data), (got, len(data))
-            bench.figures.add(f"download_{kind}_{role}_MBps", mbps(got, seconds), "MB/s")
-            if measure_rss:
-                bench.figures.add(f"rss_growth_download_{kind}_large_MiB", sampler.growth / MiB, "MiB")
-        log(f"download {kind} {role}: {bench.figures.median(f'download_{kind}_{role}_MBps'):.0f} MB/s")
-    client.close()
+            for kind, client in connections.items():
+                server = servers[kind]
+                measure_rss = role == "large" and kind == "cold"  # hot: bench/scan.py, fresh servers
+                sampler = RssSampler(server) if measure_rss else contextlib.nullcontext()
+                profile = (
+                    bench.profiler.phase(f"download_{kind}_large", server)
+                    if role == "large" and run == 0
+                    else contextlib.nullcontext()
+                )
+                with profile, sampler:
+                    start = time.perf_counter()
+                    got = client.download(path)
+                    seconds = time.perf_counter() - start
+                assert got == len(data), (got, len(data))
+                bench.figures.add(f"download_{kind}_{role}_MBps", mbps(got, seconds), "MB/s")
+                if measure_rss:
+                    bench.figures.add(f"rss_growth_download_{kind}_large_MiB", sampler.growth / MiB, "MiB")
+        log(
+            f"download {role}: "
+            + ", ".join(f"{kind} {bench.figures.median(f'download_{kind}_{role}_MBps'):.0f}" for kind in servers)
+            + " MB/s"
+        )
+    for client in connections.values():
+        client.close()

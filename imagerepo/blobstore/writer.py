@@ -11,31 +11,19 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from .interface import ChunkReader, ChunkWriter
+from .pools import pool
 from .staging import StagedChunk, StagedObject
 
 log = logging.getLogger(__name__)
 
-_io_executor: ThreadPoolExecutor | None = None
-_io_executor_pid: int | None = None
-_io_executor_lock = threading.Lock()
-
 
 def _io_pool() -> ThreadPoolExecutor:
-    """Threads for blocking file work (fsyncs at publish). Per process: threads do not
-    survive fork, and gunicorn forks its workers."""
-    global _io_executor, _io_executor_pid
-    if _io_executor is None or _io_executor_pid != os.getpid():
-        with _io_executor_lock:
-            if _io_executor is None or _io_executor_pid != os.getpid():
-                _io_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="imagerepo-io")
-                _io_executor_pid = os.getpid()
-    return _io_executor
+    """Threads for the fsyncs at publish."""
+    return pool("io", 8)
 
 
 class _WritableStore(ChunkWriter, ChunkReader, Protocol):
