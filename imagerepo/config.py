@@ -131,6 +131,8 @@ class Config:
     max_upload_bytes: int = 100 * MiB
     # fsync chunk files before they become visible; off only for throwaway stores.
     fsync: bool = True
+    # A cold download reads and verifies its next chunk on another thread while this one is sent.
+    read_ahead: bool = True
     access_token_minutes: int = 15
     refresh_token_days: int = 30
     # Zero-reference objects and chunks are kept this long before the collector frees them,
@@ -225,6 +227,7 @@ class Config:
             ),
             max_upload_bytes=_int(env, "IMAGEREPO_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1),
             fsync=_bool(env, "IMAGEREPO_FSYNC", cls.fsync),
+            read_ahead=_bool(env, "IMAGEREPO_READ_AHEAD", cls.read_ahead),
             access_token_minutes=_int(env, "IMAGEREPO_ACCESS_TOKEN_MINUTES", cls.access_token_minutes, 1),
             refresh_token_days=_int(env, "IMAGEREPO_REFRESH_TOKEN_DAYS", cls.refresh_token_days, 1),
             gc_grace_seconds=_int(env, "IMAGEREPO_GC_GRACE_SECONDS", cls.gc_grace_seconds),

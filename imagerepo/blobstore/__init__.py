@@ -91,7 +91,7 @@ class BlobStore:
 
     @classmethod
     def for_config(cls, config: Config, db: Database, object_references_sql: str | None = None) -> Self:
-        return cls(
+        blobs = cls(
             db,
             LocalChunkStore(config.blob_dir, fsync=config.fsync),
             ChunkCache(config.cache_bytes, config.cache_max_object_bytes),
@@ -100,6 +100,8 @@ class BlobStore:
             config.gc_grace_seconds,
             object_references_sql,
         )
+        blobs.reader.read_ahead = config.read_ahead
+        return blobs
 
     # -- writing ---------------------------------------------------------------------------
     def stager(self) -> Stager:

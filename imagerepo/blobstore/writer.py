@@ -11,32 +11,20 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from .interface import ChunkReader, ChunkWriter
+from .pools import pool
 from .staging import StagedChunk, StagedObject
 from .stats import Counters
 
 log = logging.getLogger(__name__)
 
-_io_executor: ThreadPoolExecutor | None = None
-_io_executor_pid: int | None = None
-_io_executor_lock = threading.Lock()
-
 
 def _io_pool() -> ThreadPoolExecutor:
-    """Threads for blocking file work (fsyncs at publish). Per process: threads do not
-    survive fork, and gunicorn forks its workers."""
-    global _io_executor, _io_executor_pid
-    if _io_executor is None or _io_executor_pid != os.getpid():
-        with _io_executor_lock:
-            if _io_executor is None or _io_executor_pid != os.getpid():
-                _io_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="imagerepo-io")
-                _io_executor_pid = os.getpid()
-    return _io_executor
+    """Threads for the fsyncs at publish."""
+    return pool("io", 8)
 
 
 class _WritableStore(ChunkWriter, ChunkReader, Protocol):
@@ -94,9 +82,13 @@ class ObjectWriter:
                 copy.write_row((digest, index, bytes.fromhex(chunk.digest)))
         # Row locks on every chunk are held now: the collector cannot free any of them until
         # we commit, so publishing a missing file here cannot be undone behind our back.
-        # In parallel: each publish is an fsync of the file and of its fan-out directory, and
-        # fsyncs on different files overlap well (the serial loop spent most of an upload here).
-        written = _io_pool().map(self._publish, distinct)
+        # A store that can publish a batch (the local one) groups the upload's fsyncs so they
+        # share journal commits (durable.py); others (S3) publish each chunk, in parallel.
+        put_many = getattr(self.store, "put_many", None)
+        if put_many is not None:
+            written = put_many([(c.digest, c.path) for c in distinct], _io_pool().map)
+        else:
+            written = list(_io_pool().map(self._publish, distinct))
         self.counters.inc("chunks_written", sum(written))
         self.counters.inc("objects_created")
         return StoredObject(staged.digest, staged.size, staged.chunk_size, created=True)
