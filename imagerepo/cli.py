@@ -11,6 +11,7 @@ import time
 
 from . import db as dbmod
 from .config import Config, ConfigError
+from .variants.queries import reference_counts
 
 
 class ProgressPrinter:
@@ -221,9 +222,9 @@ def cmd_gc(args, config: Config) -> int:
 
 
 def cmd_stats(args, config: Config) -> int:
-    blobs = _blobstore(config)
-    stats = blobs.stats()
-    print(json.dumps({"images": stats.pop("references"), **stats}, indent=2))
+    blobs = _blobstore(config)  # references = images + variants; each is counted on its own
+    stats = {key: value for key, value in blobs.stats().items() if key != "references"}
+    print(json.dumps({**reference_counts(blobs.db), **stats}, indent=2))
     return 0
 
 

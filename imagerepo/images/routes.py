@@ -8,8 +8,9 @@ from flask import Blueprint, request
 from .. import access
 from ..errors import describe
 from ..validation import ErrorDetail, api
+from ..variants import images as variants
 from . import service
-from .content import content_response
+from .content import content_response, variant_row
 from .listing import LIST_ERRORS, listing
 from .schemas import (
     BatchFailure,
@@ -153,7 +154,13 @@ def get_image(image_id: int, query: ImageAccessQuery):
 @api(
     query=ContentQuery,
     auth="optional",
-    responses={**_READ_ERRORS, 416: "Range not satisfiable", 422: ""},
+    responses={
+        **_READ_ERRORS,
+        415: "A variant of an image type that cannot be converted",
+        416: "Range not satisfiable",
+        422: "Invalid transform parameters, or the image's variant limit is reached",
+        429: "Too many off-grid variant sizes of this image lately",
+    },
     parameters=_KEY_HEADER
     + [
         {
@@ -165,7 +172,7 @@ def get_image(image_id: int, query: ImageAccessQuery):
         },
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
     ],
-    summary="The image's bytes (GET or HEAD; Range, If-None-Match)",
+    summary="The image's bytes, or a variant of them (GET or HEAD; Range, If-None-Match)",
     response_doc={
         "description": "The bytes, with ETag, Accept-Ranges, Content-Length; 206 for a range,"
         " 304 when If-None-Match matches",
@@ -175,6 +182,9 @@ def get_image(image_id: int, query: ImageAccessQuery):
 def get_content(image_id: int, query: ContentQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
+    wanted = variants.requested(row, viewer, request.args.items(multi=True))
+    if wanted is not None:
+        row = variant_row(row, variants.variant_of(row, wanted))
     return content_response(row, query.download)
 
 

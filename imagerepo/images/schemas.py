@@ -63,8 +63,20 @@ class ImageAccessQuery(Schema):
     )
 
 
+_Param = Annotated[str, pydantic.StringConstraints(max_length=20)]
+
+
 class ContentQuery(ImageAccessQuery):
+    """Any of width, height, fit, format, quality asks for a variant (imagerepo/variants/transform.py
+    checks them: 422 invalid_transform); none gives the original bytes."""
+
     download: bool = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+    width: _Param | None = pydantic.Field(None, description="Variant width in px, from the size grid (owner: 1-4096)")
+    height: _Param | None = pydantic.Field(None, description="Variant height in px, from the size grid (owner: 1-4096)")
+    fit: _Param | None = pydantic.Field(None, description="inside (default) or cover (needs width and height; crops)")
+    format: _Param | None = pydantic.Field(None, description="jpeg, png, webp or avif; default: the source's")
+    quality: _Param | None = pydantic.Field(None, description="50, 70, 80 (default) or 90; ignored for png")
+    img_format: _Param | None = pydantic.Field(None, description="jpeg or png (seed 002's name for format)")
 
 
 def _instant(value: str) -> dt.datetime:

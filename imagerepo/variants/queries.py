@@ -87,10 +87,12 @@ def insert(
     )
 
 
-def total(conn) -> dict:
-    """For `stats`: how many variant rows, and the derived objects and bytes they name."""
-    return conn.execute(
-        "SELECT count(*) AS variants, count(DISTINCT v.object_digest) AS variant_objects,"
-        " coalesce(sum(o.size), 0)::bigint AS variant_bytes"
-        " FROM variants v JOIN objects o ON o.digest = v.object_digest"
-    ).fetchone()
+def reference_counts(db) -> dict:
+    """For `stats`: images, variants, and the distinct derived objects and bytes variants name."""
+    with db.read() as conn:
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM images) AS images, count(*) AS variants,"
+            " count(DISTINCT v.object_digest) AS variant_objects,"
+            " coalesce(sum(o.size), 0)::bigint AS variant_bytes"
+            " FROM variants v JOIN objects o ON o.digest = v.object_digest"
+        ).fetchone()
