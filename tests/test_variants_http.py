@@ -214,3 +214,26 @@ def test_variant_survives_gc_while_its_source_lives_and_goes_with_it(server, con
     assert stats["images"] == 0 and stats["variants"] == 0 and stats["objects"] == 0 and stats["chunks"] == 0
     code, report, err = cli(config, "fsck")
     assert code == 0 and report["problems"] == 0, (report, err)
+
+
+def test_limits_per_image(config):
+    env = {"IMAGEREPO_VARIANT_MAX_PER_IMAGE": "4", "IMAGEREPO_VARIANT_OFF_GRID_PER_HOUR": "2"}
+    with live_server(config.database_url, config.blob_dir, extra_env=env) as server:
+        alice = signup(server.url, "alice")
+        image = upload(server.url, alice, samples.photo_jpeg(400, 300))
+        content = f"{server.url}/images/{image['id']}/content"
+        # off-grid sizes: two per hour, then 429 with Retry-After; grid sizes still work
+        for width in (101, 102):
+            assert requests.get(content, params={"width": width}, headers=alice, timeout=60).status_code == 200
+        limited = requests.get(content, params={"width": 103}, headers=alice, timeout=60)
+        refused(limited, 429, "too_many_variants")
+        assert int(limited.headers["Retry-After"]) > 0
+        assert requests.get(content, params={"width": 101}, headers=alice, timeout=60).status_code == 200, "exists"
+        # the cap: four made on request, then 422 for a new one, existing ones still served
+        assert requests.get(content, params={"width": 64}, timeout=60).status_code == 200
+        assert requests.get(content, params={"width": 96}, timeout=60).status_code == 200
+        refused(requests.get(content, params={"width": 128}, timeout=60), 422, "variant_limit")
+        assert requests.get(content, params={"width": 64}, timeout=60).status_code == 200
+        assert requests.get(content, timeout=60).status_code == 200
+    with psycopg.connect(config.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM variants").fetchone()[0] == 4
