@@ -237,3 +237,58 @@ def test_limits_per_image(config):
         assert requests.get(content, timeout=60).status_code == 200
     with psycopg.connect(config.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM variants").fetchone()[0] == 4
+
+
+def test_image_json_lists_variants_and_listing_gives_thumbnails(server):
+    alice = signup(server.url, "alice")
+    bob = signup(server.url, "bob")
+    public = upload(server.url, alice, samples.photo_jpeg(800, 600))
+    private = upload(server.url, alice, samples.photo_jpeg(600, 800), isPrivate="1", accessKey="key/with+chars")
+    assert requests.get(f"{server.url}/images/{public['id']}/content?width=320&format=webp", timeout=60).ok
+    assert requests.get(f"{server.url}/images/{public['id']}/content?width=123", headers=alice, timeout=60).ok
+
+    def variants_seen(image_id: int, headers: dict) -> dict:
+        response = requests.get(f"{server.url}/images/{image_id}", headers=headers, timeout=30)
+        assert response.status_code == 200
+        return {v["url"]: v for v in response.json()["variants"]}
+
+    seen = variants_seen(public["id"], bob)
+    base = f"/images/{public['id']}/content?"
+    assert seen[base + "width=320&format=webp"] == {
+        "width": 320,
+        "height": 240,
+        "format": "webp",
+        "url": base + "width=320&format=webp",
+        "exists": True,
+    }
+    assert seen[base + "height=200"]["exists"] is False and seen[base + "height=200"]["width"] == 267
+    assert base + "height=400" in seen and base + "format=png" in seen  # seed 003 heights, seed 002 twin
+    assert base + "width=123" not in seen, "an off-grid variant is listed to its owner only"
+    assert base + "width=123" in variants_seen(public["id"], alice)
+    # every listed URL works for the viewer it was listed to
+    for path, variant in seen.items():
+        got = requests.get(server.url + path, timeout=60)
+        assert got.status_code == 200, (path, got.text)
+        assert opened(got.content).size == (variant["width"], variant["height"])
+
+    # the owner's view of a private image: URLs carry the key; a key holder's view does not
+    own = variants_seen(private["id"], alice)
+    assert all("accesskey=key%2Fwith%2Bchars" in url for url in own)
+    assert requests.get(server.url + next(iter(own)), timeout=60).status_code == 200
+    keyed = variants_seen(private["id"], {"X-Access-Key": "key/with+chars"})
+    assert not any("accesskey" in url for url in keyed)
+
+    # the listing: thumbnailUrl per image only when asked, the key only in the owner's list
+    listing = requests.get(server.url + "/images", params={"thumbnail": 200}, headers=alice, timeout=30).json()
+    urls = {image["id"]: image["thumbnailUrl"] for image in listing["images"]}
+    assert urls[public["id"]] == f"/images/{public['id']}/content?height=200"
+    assert urls[private["id"]] == f"/images/{private['id']}/content?height=200&accesskey=key%2Fwith%2Bchars"
+    thumb = requests.get(server.url + urls[private["id"]], timeout=60)
+    assert thumb.status_code == 200 and opened(thumb.content).size == (150, 200)
+    others = requests.get(server.url + "/images", params={"thumbnail": 200}, headers=bob, timeout=30).json()
+    assert [image["id"] for image in others["images"]] == [public["id"]]
+    assert "key" not in json.dumps(others)
+    anonymous = requests.get(server.url + "/images", timeout=30).json()
+    assert "thumbnailUrl" not in anonymous["images"][0] and "variants" not in anonymous["images"][0]
+    refused(requests.get(server.url + "/images", params={"thumbnail": 201}, timeout=30), 422)
+    refused(requests.get(server.url + "/images", params={"thumbnail": "x"}, timeout=30), 422)

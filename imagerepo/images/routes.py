@@ -147,7 +147,7 @@ def upload_batch(form: BatchForm):
 def get_image(image_id: int, query: ImageAccessQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
-    return image_out(service.tagged(row), viewer)
+    return image_out(service.tagged(row), viewer, variants=variants.listed(row, viewer))
 
 
 @bp.get("/images/<int:image_id>/content")
