@@ -292,3 +292,27 @@ def test_image_json_lists_variants_and_listing_gives_thumbnails(server):
     assert "thumbnailUrl" not in anonymous["images"][0] and "variants" not in anonymous["images"][0]
     refused(requests.get(server.url + "/images", params={"thumbnail": 201}, timeout=30), 422)
     refused(requests.get(server.url + "/images", params={"thumbnail": "x"}, timeout=30), 422)
+
+
+def test_client_downloads_a_variant(server, tmp_path):
+    from test_client import Cli
+
+    cli = Cli(server.url, tmp_path / "home")
+    cli.signup("alice")
+    (cli.workdir / "holiday.jpg").write_bytes(samples.photo_jpeg(900, 600))
+    cli.ok("upload", "holiday.jpg", "--private")
+    image_id = cli.json("list", "--mine")["images"][0]["id"]
+    saved = cli.json("download", str(image_id), "--width", "200", "--format", "webp")
+    path = Path(saved["path"])
+    assert path.name == "holiday-w200.webp" and path.parent == cli.workdir / "outputs"
+    data = path.read_bytes()
+    assert saved["sha256"] == hashlib.sha256(data).hexdigest()
+    assert opened(data).size == (200, 133) and opened(data).format == "WEBP"
+    # the original is still what a plain download gives
+    assert Path(cli.json("download", str(image_id))["path"]).name == "holiday.jpg"
+    assert Path(cli.json("download", str(image_id), "--format", "png")["path"]).name == "holiday.png"
+    # a size off the grid is fine for the owner; a bad value is one clear line
+    off_grid = Path(cli.json("download", str(image_id), "--height", "77")["path"])
+    assert off_grid.name == "holiday-h77.jpg" and opened(off_grid.read_bytes()).height == 77
+    line = cli.fails("download", str(image_id), "--quality", "55")
+    assert "quality" in line
