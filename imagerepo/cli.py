@@ -12,6 +12,7 @@ import time
 from . import db as dbmod
 from .config import Config, ConfigError
 from .variants.queries import reference_counts
+from .worker import add_command as add_worker_command
 
 
 class ProgressPrinter:
@@ -222,9 +223,8 @@ def cmd_gc(args, config: Config) -> int:
 
 
 def cmd_stats(args, config: Config) -> int:
-    blobs = _blobstore(config)  # references = images + variants; each is counted on its own
-    stats = {key: value for key, value in blobs.stats().items() if key != "references"}
-    print(json.dumps({**reference_counts(blobs.db), **stats}, indent=2))
+    blobs = _blobstore(config)
+    print(json.dumps(reference_counts(blobs.db, blobs.stats()), indent=2))
     return 0
 
 
@@ -325,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=200, help="images to generate")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
     p.set_defaults(func=cmd_seed_demo)
+    add_worker_command(sub)
     return parser
 
 

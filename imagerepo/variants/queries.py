@@ -87,12 +87,14 @@ def insert(
     )
 
 
-def reference_counts(db) -> dict:
-    """For `stats`: images, variants, and the distinct derived objects and bytes variants name."""
+def reference_counts(db, store_stats: dict) -> dict:
+    """For `stats`: the blob store's figures with its "references" told apart as images and
+    variants, and the distinct derived objects and bytes the variants name."""
     with db.read() as conn:
-        return conn.execute(
+        counts = conn.execute(
             "SELECT (SELECT count(*) FROM images) AS images, count(*) AS variants,"
             " count(DISTINCT v.object_digest) AS variant_objects,"
             " coalesce(sum(o.size), 0)::bigint AS variant_bytes"
             " FROM variants v JOIN objects o ON o.digest = v.object_digest"
         ).fetchone()
+    return {**counts, **{key: value for key, value in store_stats.items() if key != "references"}}
