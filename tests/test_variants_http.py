@@ -316,3 +316,38 @@ def test_client_downloads_a_variant(server, tmp_path):
     assert off_grid.name == "holiday-h77.jpg" and opened(off_grid.read_bytes()).height == 77
     line = cli.fails("download", str(image_id), "--quality", "55")
     assert "quality" in line
+
+
+def test_orientation_applied_and_gps_stripped_over_http(server):
+    """A photo-like JPEG with camera EXIF, GPS and orientation 6 (shown rotated 90 degrees
+    clockwise): its thumbnail is upright, red block top right, and carries no EXIF at all,
+    while the original still has every tag."""
+    alice = signup(server.url, "alice")
+    source = samples.photo_jpeg(600, 400, orientation=6)
+    image = upload(server.url, alice, source)
+    content = f"{server.url}/images/{image['id']}/content"
+    for query in ("height=200", "height=200&format=webp", "format=png"):
+        got = requests.get(f"{content}?{query}", timeout=60)
+        assert got.status_code == 200, got.text
+        thumb = opened(got.content).convert("RGB")
+        width, height = thumb.size
+        assert height > width, (query, thumb.size)
+        red = thumb.getpixel((width - 4, 4))
+        assert red[0] > 200 and red[1] < 60 and red[2] < 60, (query, red)
+        for secret in (samples.CAMERA_MAKE.encode(), b"Exif\0\0", b"GPS"):
+            assert secret not in got.content, (query, secret)
+        assert not opened(got.content).getexif()
+    assert requests.get(content, timeout=30).content == source
+    assert samples.CAMERA_MAKE.encode() in source
+
+
+def test_dicom_preview_or_a_clear_415(server):
+    alice = signup(server.url, "alice")
+    ct = upload(server.url, alice, samples.dicom_ct(128, 256), name="scan.dcm")
+    got = requests.get(f"{server.url}/images/{ct['id']}/content?width=128", timeout=60)
+    assert got.status_code == 200 and got.headers["Content-Type"] == "image/png"
+    assert opened(got.content).size == (128, 64)
+    assert got.headers["Content-Disposition"].startswith('inline; filename="scan.png"')
+    undecodable = upload(server.url, alice, samples.dicom_jpeg_ls(), name="ls.dcm")
+    refused(requests.get(f"{server.url}/images/{undecodable['id']}/content?width=64", timeout=60), 415)
+    assert requests.get(f"{server.url}/images/{undecodable['id']}/content", timeout=30).status_code == 200
