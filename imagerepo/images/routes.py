@@ -66,6 +66,11 @@ _READ_ERRORS = {
 }
 
 
+def one_image(row, viewer: int | None):
+    """One image's JSON, with its variants (listings and batches leave them out: a query each)."""
+    return image_out(row, viewer, variants=variants.listed(row, viewer))
+
+
 # -- upload ---------------------------------------------------------------------------------
 @bp.post("/images")
 @api(
@@ -78,7 +83,7 @@ _READ_ERRORS = {
 )
 def upload(form: UploadForm):
     owner = access.caller_id()
-    return image_out(store_upload(owner, sink_of(form.file).stager, form.file.filename, form), owner)
+    return one_image(store_upload(owner, sink_of(form.file).stager, form.file.filename, form), owner)
 
 
 @bp.post("/images/raw")
@@ -95,7 +100,7 @@ def upload(form: UploadForm):
 )
 def upload_raw(query: RawUploadQuery):
     owner = access.caller_id()
-    return image_out(store_raw_body(owner, request.stream, query.name, query), owner)
+    return one_image(store_raw_body(owner, request.stream, query.name, query), owner)
 
 
 @bp.post("/images/batch")
@@ -147,7 +152,7 @@ def upload_batch(form: BatchForm):
 def get_image(image_id: int, query: ImageAccessQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
-    return image_out(service.tagged(row), viewer, variants=variants.listed(row, viewer))
+    return one_image(service.tagged(row), viewer)
 
 
 @bp.get("/images/<int:image_id>/content")
@@ -211,7 +216,7 @@ def list_route(query: ListQuery):
 def put_image(image_id: int, body: ImagePut):
     owner = access.caller_id()
     changes = body.model_dump(include={"description", "isPrivate", "accessKey"})
-    return image_out(service.update_image(image_id, owner, changes), owner)
+    return one_image(service.update_image(image_id, owner, changes), owner)
 
 
 @bp.patch("/images/<int:image_id>")
@@ -224,7 +229,7 @@ def put_image(image_id: int, body: ImagePut):
 def patch_image(image_id: int, body: ImagePatch):
     owner = access.caller_id()
     changes = body.model_dump(include=body.model_fields_set)
-    return image_out(service.update_image(image_id, owner, changes), owner)
+    return one_image(service.update_image(image_id, owner, changes), owner)
 
 
 @bp.put("/images/<int:image_id>/tags")
@@ -236,7 +241,7 @@ def patch_image(image_id: int, body: ImagePatch):
 )
 def put_tags(image_id: int, body: TagsPut):
     owner = access.caller_id()
-    return image_out(service.replace_tags(image_id, owner, body.tags), owner)
+    return one_image(service.replace_tags(image_id, owner, body.tags), owner)
 
 
 @bp.delete("/images/<int:image_id>")
