@@ -11,6 +11,8 @@ import time
 
 from . import db as dbmod
 from .config import Config, ConfigError
+from .variants.queries import reference_counts
+from .worker import add_command as add_worker_command
 
 
 class ProgressPrinter:
@@ -211,8 +213,7 @@ def cmd_gc(args, config: Config) -> int:
 
 def cmd_stats(args, config: Config) -> int:
     blobs = _blobstore(config)
-    stats = blobs.stats()
-    print(json.dumps({"images": stats.pop("references"), **stats}, indent=2))
+    print(json.dumps(reference_counts(blobs.db, blobs.stats()), indent=2))
     return 0
 
 
@@ -315,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=200, help="images to generate")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
     p.set_defaults(func=cmd_seed_demo)
+    add_worker_command(sub)
     return parser
 
 

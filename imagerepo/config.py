@@ -178,6 +178,10 @@ class Config:
     # it (addresses or networks, "*" for any; a Unix-socket peer is always local).
     trusted_proxy_hops: int = 0
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Variants (imagerepo/variants): how many one source may have made on request (the
+    # background ones do not count), and how many off-grid (owner-only) sizes per hour.
+    variant_max_per_image: int = 40
+    variant_off_grid_per_hour: int = 10
     # Where `imagerepo serve` (nginx in front of gunicorn) listens.
     public_host: str = "127.0.0.1"
     public_port: int = 8080
@@ -265,6 +269,8 @@ class Config:
             s3_max_attempts=_int(env, "IMAGEREPO_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
             s3_max_connections=_int(env, "IMAGEREPO_S3_MAX_CONNECTIONS", cls.s3_max_connections, 1),
             read_timeout_seconds=_int(env, "IMAGEREPO_READ_TIMEOUT_SECONDS", cls.read_timeout_seconds, 1),
+            variant_max_per_image=_int(env, "IMAGEREPO_VARIANT_MAX_PER_IMAGE", cls.variant_max_per_image),
+            variant_off_grid_per_hour=_int(env, "IMAGEREPO_VARIANT_OFF_GRID_PER_HOUR", cls.variant_off_grid_per_hour),
             accel_redirect=_bool(env, "IMAGEREPO_ACCEL_REDIRECT", False)
             if env.get("IMAGEREPO_ACCEL_REDIRECT")
             else None,

@@ -43,6 +43,14 @@ from .login_limits import TooManyLogins
 from .pagination import InvalidCursor
 from .request_body import BodyIncomplete, BodyMalformed, BodyStalled, BodyTooLarge
 from .tags.names import TagNotFound
+from .variants.errors import (
+    VariantLimitReached,
+    VariantRateLimited,
+    VariantSourceGone,
+    VariantTooLarge,
+    VariantUnsupported,
+)
+from .variants.transform import BadTransform
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +101,12 @@ DOMAIN_ERRORS: dict[type[Exception], Answer] = {
         416, "range_not_satisfiable", headers=lambda err: {"Content-Range": f"bytes */{err.size}"}
     ),
     TooManyPixels: Answer(422, "image_too_large"),
+    VariantSourceGone: Answer(404, "not_found"),
+    VariantUnsupported: Answer(415, "unsupported_media_type"),
+    BadTransform: Answer(422, "invalid_transform"),
+    VariantTooLarge: Answer(422, "image_too_large"),
+    VariantLimitReached: Answer(422, "variant_limit"),
+    VariantRateLimited: Answer(429, "too_many_variants", headers=lambda err: {"Retry-After": str(err.retry_after)}),
     TooManyAttempts: Answer(429, "too_many_attempts", headers=lambda err: {"Retry-After": str(err.retry_after)}),
     TooManyLogins: Answer(429, "too_many_attempts", headers=lambda err: {"Retry-After": str(err.retry_after)}),
     ChunkCorrupt: Answer(

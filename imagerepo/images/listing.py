@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..context import services
 from ..pagination import decode_rank_cursor, decode_time_cursor, encode_rank_cursor, encode_time_cursor, page
 from ..tags import queries as tag_queries
+from ..variants.images import thumbnail_url
 from . import queries
 from .errors import LoginRequired
 from .schemas import ImageFilters, ImageListOut, ListQuery, image_out
@@ -59,4 +60,9 @@ def listing(viewer: int | None, query: ListQuery) -> ImageListOut:
     if query.mine and viewer is None:
         raise LoginRequired("mine=1 needs a bearer token")
     rows, next_cursor = list_images(viewer, query.mine, query.limit, query.cursor, query)
-    return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+    if query.thumbnail is None:
+        return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+    return ImageListOut(
+        images=[image_out(r, viewer, thumbnailUrl=thumbnail_url(r, viewer, query.thumbnail)) for r in rows],
+        nextCursor=next_cursor,
+    )

@@ -10,8 +10,11 @@ import dataclasses
 import datetime as dt
 import re
 
-# Every image holds one reference to its object; the blob store's fsck counts them with this.
-OBJECT_REFERENCES_SQL = "SELECT object_digest FROM images"
+from ..variants.queries import VARIANT_REFERENCES_SQL
+
+# Every image holds one reference to its object, and every variant one to its derived object;
+# the blob store's collector and fsck count references with this.
+OBJECT_REFERENCES_SQL = "SELECT object_digest FROM images UNION ALL " + VARIANT_REFERENCES_SQL
 
 COLUMNS = (
     "i.id, i.owner_id, i.object_digest, i.filename, i.content_type, i.width, i.height,"

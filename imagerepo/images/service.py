@@ -16,6 +16,7 @@ from .. import access, imagetypes
 from ..blobstore import StagedObject
 from ..context import services
 from ..tags import queries as tag_queries
+from ..variants import jobs as variant_jobs
 from . import queries
 
 _MAX_NAME = 255
@@ -56,7 +57,9 @@ def create_image(
         access_key = secrets.token_urlsafe(24)
     svc = services()
     with svc.db.transaction() as conn:
-        svc.blobs.commit(conn, staged)
+        stored = svc.blobs.commit(conn, staged)
+        if stored.created:  # same bytes stored before: their variants exist or are queued
+            variant_jobs.enqueue(conn, staged.digest, kind.content_type)
         image_id = queries.insert_image(
             conn,
             owner_id,
