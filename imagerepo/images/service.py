@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from .. import access, imagetypes
 from ..blobstore import StagedObject
 from ..context import services
+from ..plans import link_queries, usage
 from ..tags import queries as tag_queries
 from . import queries
 
@@ -56,6 +57,7 @@ def create_image(
         access_key = secrets.token_urlsafe(24)
     svc = services()
     with svc.db.transaction() as conn:
+        usage.precheck(conn, owner_id, staged.size)  # refused before any chunk is committed
         svc.blobs.commit(conn, staged)
         image_id = queries.insert_image(
             conn,
@@ -69,6 +71,7 @@ def create_image(
             is_private,
             access_key,
         )
+        usage.charge(conn, owner_id, staged.size)  # last: the account's row is locked until commit
         if tags:
             tag_queries.set_image_tags(conn, image_id, list(tags))
         return with_tags(conn, queries.find_image(conn, image_id))
@@ -83,6 +86,8 @@ def update_image(image_id: int, owner: int, changes: dict):
         if is_private and not access_key:
             access_key = secrets.token_urlsafe(24)
         queries.update_image(conn, image_id, description, is_private, access_key)
+        if is_private and not row["is_private"]:
+            link_queries.end_links_of_image(conn, image_id)  # making it private ends its share links
         return with_tags(conn, queries.find_image(conn, image_id))
 
 
@@ -100,3 +105,4 @@ def delete_image(image_id: int, owner: int) -> None:
         row = access.owned_image(conn, image_id, owner)
         queries.delete_image(conn, image_id)
         svc.blobs.release(conn, bytes(row["object_digest"]).hex())
+        usage.refund(conn, owner, row["size"])
