@@ -10,6 +10,8 @@ import pydantic
 
 from .. import imagetypes
 from ..pagination import PageSize
+from ..plans import view as plan_view
+from ..plans.schemas import LinkOut
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
 from .queries import search_words
@@ -165,8 +167,13 @@ class TagsPut(Schema):
     tags: TagNames = pydantic.Field(description="The image's tags from now on (an empty list removes them all)")
 
 
+class Thumbnail(Schema):
+    height: int
+    url: str
+
+
 class ImageOut(SparseSchema):
-    sparse_fields = ("accessKey",)
+    sparse_fields = ("accessKey", "thumbnails", "originalUrl", "shareLinks")
 
     id: int
     name: str
@@ -184,6 +191,10 @@ class ImageOut(SparseSchema):
     updatedAt: dt.datetime
     url: str = pydantic.Field(description="Path of the content")
     tags: list[str] = pydantic.Field(description="Tag names, sorted")
+    # What the owner's plan gives (imagerepo/plans/view.py); absent for everyone else.
+    thumbnails: list[Thumbnail] | None = pydantic.Field(None, description="Owner only: the plan's thumbnail URLs")
+    originalUrl: str | None = pydantic.Field(None, description="Owner only: the original's URL, if the plan gives it")
+    shareLinks: list[LinkOut] | None = pydantic.Field(None, description="Owner only: the image's live share links")
 
 
 def image_out(row, viewer_id: int | None) -> ImageOut:
@@ -207,6 +218,7 @@ def image_out(row, viewer_id: int | None) -> ImageOut:
     )
     if viewer_id is not None and viewer_id == row["owner_id"]:
         fields["accessKey"] = row["access_key"]
+        fields.update(plan_view.owner_fields(row))
     return ImageOut(**fields)
 
 

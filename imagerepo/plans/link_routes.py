@@ -12,24 +12,12 @@ from .. import access
 from ..images.content import content_response
 from ..validation import api
 from . import links
-from .schemas import LinkIn, LinkOut, LinksOut, VariantIn
+from .schemas import LinkIn, LinkOut, LinksOut
+from .view import link_out
 
 bp = Blueprint("share_links", __name__)
 
 _OWNER_ERRORS = {403: "Not the owner, or the plan does not give this link", 404: "Absent or not visible to you"}
-
-
-def link_out(row, with_url: bool = True) -> LinkOut:
-    variant = None
-    if row["height"] is not None or row["format"] is not None:
-        variant = VariantIn(height=row["height"], format=row["format"])
-    return LinkOut(
-        id=row["id"],
-        url=links.link_url(row) if with_url else None,
-        expiresAt=row["expires_at"],
-        createdAt=row["created_at"],
-        variant=variant,
-    )
 
 
 @bp.post("/images/<int:image_id>/links")
