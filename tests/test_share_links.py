@@ -195,3 +195,14 @@ def test_the_collector_prunes_dead_links(app, client, database_url):
         app.extensions["imagerepo"].blobs.collect_garbage()
         left = [r[0] for r in conn.execute("SELECT id FROM share_links ORDER BY id")]
     assert left == [live["id"]]
+
+
+def test_a_new_server_secret_ends_every_link(config, tmp_path):
+    with live_server(config.database_url, tmp_path / "b1") as server:
+        alice = signup(server.url, "alice")
+        url = make_link(server.url, alice, upload(server.url, alice, png(9)).json()["id"]).json()["url"]
+        assert requests.get(server.url + url, timeout=30).status_code == 200
+    with live_server(
+        config.database_url, tmp_path / "b1", extra_env={"IMAGEREPO_JWT_SECRET": "rotated-" + "z" * 50}
+    ) as server:
+        assert_dead(server.url, url)

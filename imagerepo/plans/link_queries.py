@@ -39,7 +39,7 @@ def resolve(conn, token_hash: bytes):
     """The live link with this token hash, with its image's row and the seconds it has left;
     None for anything else (unknown, expired, revoked, image gone, plan no longer allows)."""
     return conn.execute(
-        f"SELECT {LINK_COLUMNS}, l.token_hash, extract(epoch FROM l.expires_at - now())::float8 AS seconds_left"
+        f"SELECT {LINK_COLUMNS}, extract(epoch FROM l.expires_at - now())::float8 AS seconds_left"
         " FROM share_links l JOIN images i ON i.id = l.image_id JOIN users u ON u.id = i.owner_id"
         f" JOIN plans p ON p.id = u.plan_id WHERE l.token_hash = %s AND {_LIVE} AND NOT u.is_disabled"
         f" AND {_PLAN_ALLOWS}",

@@ -92,8 +92,9 @@ def open_link(token: str):
     wanted = token_hash(token)
     with services().db.transaction() as conn:
         link = link_queries.resolve(conn, wanted)
-        # The index lookup found it by hash; compare again in constant time all the same.
-        if link is None or not hmac.compare_digest(bytes(link["token_hash"]), wanted):
+        # Found by its hash; the token must also be the one this server's key makes from the
+        # link's nonce (compared in constant time), so rotating the secret ends every link.
+        if link is None or not hmac.compare_digest(token_of(bytes(link["nonce"])).encode(), token.encode()):
             raise LinkNotFound()
         image = find_image(conn, link["image_id"])
     if image is None:
