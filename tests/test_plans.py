@@ -204,3 +204,38 @@ def test_cli_plan_commands(server, config):
     assert me["usage"]["images"]["limit"] == 1 and me["usage"]["storedBytes"]["limit"] == 1000000
     assert cli("assign", "nobody", "Tiny").returncode != 0
     assert cli("recount").returncode == 0
+
+
+def test_a_batch_stores_what_fits_and_lists_the_quota_refusals(server, config):
+    admin = make_admin(config.database_url, server.url)
+    alice = signup(server.url, "alice")
+    _quota_plan(server, admin, alice, "Pair", maxImages=2)
+    files = [("file", (f"{n}.png", png(200 + n), "image/png")) for n in range(3)]
+    answer = requests.post(server.url + "/images/batch", files=files, headers=alice, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["created"]) == 2 and [f["error"]["code"] for f in body["failed"]] == ["quota_images"]
+    raw = requests.post(server.url + "/images/raw?name=x.png", data=png(300), headers=alice, timeout=60)
+    assert raw.status_code == 403 and error_code(raw) == "quota_images"
+
+
+def test_hostile_plan_and_link_requests_get_clear_errors(server, config):
+    admin = make_admin(config.database_url, server.url)
+    big = 2**70
+    for method, path, body in (
+        ("GET", f"/admin/users/{big}/plan", None),
+        ("PUT", f"/admin/users/{big}/plan", {"plan": "Basic"}),
+        ("PATCH", "/admin/plans/" + "x" * 300, {"maxImages": 1}),
+        ("PATCH", "/admin/plans/Basic", {"maxImages": big}),
+        ("PATCH", "/admin/plans/Basic", {"thumbnailHeights": None}),
+        ("PATCH", "/admin/plans/Basic", {"thumbnailHeights": list(range(1, 30))}),
+        ("POST", "/admin/plans", {"name": "é"}),
+        ("POST", "/admin/plans", {"name": "ok", "unknown": 1}),
+        ("POST", f"/images/{big}/links", {"expiresIn": 300}),
+        ("POST", "/images/1/links", {"expiresIn": big}),
+        ("DELETE", f"/images/1/links/{big}", None),
+        ("GET", "/s/" + "é" * 10, None),
+    ):
+        response = requests.request(method, server.url + path, json=body, headers=admin, timeout=30)
+        assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
+        assert set(response.json()) == {"error"}

@@ -5,6 +5,8 @@ from `owner_fields` on its own."""
 
 from __future__ import annotations
 
+import urllib.parse
+
 from ..context import services
 from . import link_queries, queries
 from .links import link_url
@@ -49,7 +51,9 @@ def owner_fields(row) -> dict:
     if plan is None:
         return {}
     base = f"/images/{row['id']}/content"
-    key = f"accesskey={row['access_key']}" if row["is_private"] and row["access_key"] else ""
+    key = (
+        f"accesskey={urllib.parse.quote(row['access_key'], safe='')}" if row["is_private"] and row["access_key"] else ""
+    )
     return {
         "thumbnails": [
             {"height": height, "url": f"{base}?height={height}" + (f"&{key}" if key else "")}
