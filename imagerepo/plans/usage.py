@@ -9,6 +9,7 @@ quota never tells one user what another stored.
 
 from __future__ import annotations
 
+from ..accounts import AccountGone
 from . import queries
 from .errors import ImageQuotaExceeded, QuotaExceeded, StorageQuotaExceeded, UploadQuotaExceeded
 
@@ -38,7 +39,8 @@ def charge(conn, owner_id: int, size: int) -> None:
     quota it would pass (the caller's transaction then rolls back)."""
     if not queries.reserve(conn, owner_id, size):
         # Read after the refusal: what the concurrent uploads that won committed.
-        raise refusal(queries.user_plan(conn, owner_id), size) or StorageQuotaExceeded("current", 0, "stored bytes")
+        # No refusal at all: the account itself is gone (deleted while uploading).
+        raise refusal(queries.user_plan(conn, owner_id), size) or AccountGone()
 
 
 def refund(conn, owner_id: int, size: int) -> None:
