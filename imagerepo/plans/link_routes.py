@@ -25,7 +25,7 @@ _OWNER_ERRORS = {403: "Not the owner, or the plan does not give this link", 404:
     body=LinkIn,
     response=LinkOut,
     status=201,
-    responses={**_OWNER_ERRORS, 422: "expiresIn out of bounds, or an invalid variant"},
+    responses={**_OWNER_ERRORS, 400: "Malformed JSON", 422: "expiresIn out of bounds, or an invalid variant"},
     summary="Make an expiring share link to an image or a thumbnail of it (owner only, plan permitting)",
 )
 def create_route(image_id: int, body: LinkIn):

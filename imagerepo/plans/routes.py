@@ -26,7 +26,7 @@ def list_route():
     body=PlanIn,
     response=PlanOut,
     status=201,
-    responses={403: "Not an administrator", 409: "A plan of that name exists", 422: ""},
+    responses={400: "Malformed JSON", 403: "Not an administrator", 409: "A plan of that name exists", 422: ""},
     summary="Create a plan (admins only)",
 )
 def create_route(body: PlanIn):
@@ -38,7 +38,7 @@ def create_route(body: PlanIn):
 @api(
     body=PlanPatch,
     response=PlanOut,
-    responses={403: "Not an administrator", 404: "No such plan", 422: ""},
+    responses={400: "Malformed JSON", 403: "Not an administrator", 404: "No such plan", 422: ""},
     summary="Change a plan (admins only); share links it no longer gives end at once",
 )
 def change_route(name: str, body: PlanPatch):
@@ -66,7 +66,7 @@ def user_plan_route(user_id: int):
 @api(
     body=AssignIn,
     response=AccountPlanOut,
-    responses={403: "Not an administrator", 404: "No such user or plan", 422: ""},
+    responses={400: "Malformed JSON", 403: "Not an administrator", 404: "No such user or plan", 422: ""},
     summary="Put an account on a plan (admins only); share links the new plan does not give end at once",
 )
 def assign_route(user_id: int, body: AssignIn):
