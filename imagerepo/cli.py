@@ -317,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
     p.set_defaults(func=cmd_seed_demo)
     add_worker_command(sub)
+    from .plans.cli import add_commands  # plans' commands live in their own package
+
+    add_commands(sub, _database)
     return parser
 
 

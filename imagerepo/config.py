@@ -191,6 +191,11 @@ class Config:
     accel_redirect: bool | None = None
     # How long a chunk file this worker verified stays trusted for nginx to send as it is.
     accel_verified_seconds: int = 300
+    # Plans and share links (imagerepo/plans): the plan new accounts get, and the lifetimes a
+    # share link may be given (seconds).
+    default_plan: str = "Unlimited"
+    link_min_seconds: int = 300
+    link_max_seconds: int = 30000
 
     def __post_init__(self):
         if self.blob_dir is None:
@@ -275,4 +280,7 @@ class Config:
             if env.get("IMAGEREPO_ACCEL_REDIRECT")
             else None,
             accel_verified_seconds=_int(env, "IMAGEREPO_ACCEL_VERIFIED_SECONDS", cls.accel_verified_seconds),
+            default_plan=env.get("IMAGEREPO_DEFAULT_PLAN") or cls.default_plan,
+            link_min_seconds=_int(env, "IMAGEREPO_LINK_MIN_SECONDS", cls.link_min_seconds, 1),
+            link_max_seconds=_int(env, "IMAGEREPO_LINK_MAX_SECONDS", cls.link_max_seconds, 1),
         )

@@ -41,6 +41,17 @@ from .images.errors import (
 from .imagetypes import TooManyPixels, UnsupportedImage
 from .login_limits import TooManyLogins
 from .pagination import InvalidCursor
+from .plans.errors import (
+    ImageQuotaExceeded,
+    InvalidLifetime,
+    LinkNotFound,
+    PlanForbids,
+    PlanNameTaken,
+    PlanNotFound,
+    StorageQuotaExceeded,
+    UploadQuotaExceeded,
+    VariantsUnavailable,
+)
 from .request_body import BodyIncomplete, BodyMalformed, BodyStalled, BodyTooLarge
 from .tags.names import TagNotFound
 from .variants.errors import (
@@ -93,6 +104,16 @@ DOMAIN_ERRORS: dict[type[Exception], Answer] = {
     TagNotFound: Answer(404, "not_found"),
     UserNotFound: Answer(404, "not_found"),
     NameTaken: Answer(409, "conflict"),
+    # Plans, quotas and share links (imagerepo/plans): the code names the quota passed.
+    StorageQuotaExceeded: Answer(403, "quota_bytes"),
+    ImageQuotaExceeded: Answer(403, "quota_images"),
+    UploadQuotaExceeded: Answer(413, "quota_upload_bytes"),
+    PlanForbids: Answer(403, "plan_forbids"),
+    PlanNotFound: Answer(404, "not_found"),
+    LinkNotFound: Answer(404, "not_found"),
+    PlanNameTaken: Answer(409, "conflict"),
+    InvalidLifetime: Answer(422, "validation_failed"),
+    VariantsUnavailable: Answer(422, "validation_failed"),
     CannotDisableSelf: Answer(409, "conflict"),
     UploadTooLarge: Answer(413, "too_large", lambda err: f"the image is larger than the limit of {err.limit} bytes"),
     TooManyFiles: Answer(413, "too_many_files"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..context import services
 from ..pagination import decode_rank_cursor, decode_time_cursor, encode_rank_cursor, encode_time_cursor, page
+from ..plans import view as plan_view
 from ..tags import queries as tag_queries
 from ..variants.images import thumbnail_url
 from . import queries
@@ -53,7 +54,7 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None, 
             if ranked
             else (lambda r: encode_time_cursor(r["created_at"], r["id"])),
         )
-        return tag_queries.attach_tags(conn, rows), next_cursor
+        return plan_view.attach(conn, tag_queries.attach_tags(conn, rows), viewer), next_cursor
 
 
 def listing(viewer: int | None, query: ListQuery) -> ImageListOut:

@@ -10,6 +10,8 @@ import pydantic
 
 from .. import imagetypes
 from ..pagination import PageSize
+from ..plans import view as plan_view
+from ..plans.schemas import LinkOut
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
 from ..variants.transform import SIZES
@@ -196,8 +198,13 @@ class VariantOut(Schema):
     exists: bool = pydantic.Field(description="False: made on the first request (or by the background worker)")
 
 
+class Thumbnail(Schema):
+    height: int
+    url: str
+
+
 class ImageOut(SparseSchema):
-    sparse_fields = ("accessKey", "variants", "thumbnailUrl")
+    sparse_fields = ("accessKey", "variants", "thumbnailUrl", "thumbnails", "originalUrl", "shareLinks")
 
     id: int
     name: str
@@ -219,6 +226,10 @@ class ImageOut(SparseSchema):
         None, description="Variants that exist or are made in the background (one image's JSON, not listings)"
     )
     thumbnailUrl: str | None = pydantic.Field(None, description="Listings with ?thumbnail=: path of that variant")
+    # What the owner's plan gives (imagerepo/plans/view.py); absent for everyone else.
+    thumbnails: list[Thumbnail] | None = pydantic.Field(None, description="Owner only: the plan's thumbnail URLs")
+    originalUrl: str | None = pydantic.Field(None, description="Owner only: the original's URL, if the plan gives it")
+    shareLinks: list[LinkOut] | None = pydantic.Field(None, description="Owner only: the image's live share links")
 
 
 def image_out(row, viewer_id: int | None, **extra) -> ImageOut:
@@ -242,6 +253,7 @@ def image_out(row, viewer_id: int | None, **extra) -> ImageOut:
     )
     if viewer_id is not None and viewer_id == row["owner_id"]:
         fields["accessKey"] = row["access_key"]
+        fields.update(plan_view.owner_fields(row))
     return ImageOut(**fields, **extra)
 
 
