@@ -63,12 +63,13 @@ class StateCache:
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._closed = False
         self._wake_r, self._wake_w = -1, -1
         self.stats = {"hits": 0, "misses": 0, "bypassed": 0, "invalidations": 0, "reconnects": 0}
 
     # -- reading and storing ------------------------------------------------------------------
     def _usable(self) -> bool:
-        if not self.enabled:
+        if not self.enabled or self._closed:
             return False
         self._ensure_listener()
         return time.monotonic() < self._valid_until
@@ -203,6 +204,7 @@ class StateCache:
             self._offline()
 
     def close(self) -> None:
+        self._closed = True
         self._stop.set()
         if self._thread is not None and self._pid == os.getpid():
             os.write(self._wake_w, b"x")
