@@ -155,6 +155,8 @@ class Config:
     login_window_seconds: int = 900
     login_max_delay_seconds: int = 60
     audit_retention_days: int = 90
+    # Per-worker cache of access and token/account state, kept by LISTEN/NOTIFY (statecache.py).
+    state_cache: bool = True
     # Where chunk bytes live: "local" (files under blob_dir) or "s3" (an S3-compatible bucket;
     # blob_dir then holds only this node's staging area). Credentials for S3 come from the
     # standard AWS variables or files (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/...).
@@ -260,6 +262,7 @@ class Config:
             login_window_seconds=_int(env, "IMAGEREPO_LOGIN_WINDOW_SECONDS", cls.login_window_seconds, 1),
             login_max_delay_seconds=_int(env, "IMAGEREPO_LOGIN_MAX_DELAY_SECONDS", cls.login_max_delay_seconds, 1),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
+            state_cache=_bool(env, "IMAGEREPO_STATE_CACHE", cls.state_cache),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
             trusted_proxy_hops=_int(env, "IMAGEREPO_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             trusted_proxies=_networks(env, "IMAGEREPO_TRUSTED_PROXIES", cls.trusted_proxies),
