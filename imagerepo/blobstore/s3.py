@@ -38,15 +38,13 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .errors import StoreUnavailable
 from .interface import ChunkFile, ChunkMissing
 from .local import LocalChunkStore, StagingArea
 
+__all__ = ["ChunkRejected", "S3ChunkStore", "StoreUnavailable"]
+
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-class StoreUnavailable(RuntimeError):
-    """The chunk store could not be reached, timed out, or answered with an error. The
-    operation did not happen (or its outcome is unknown); retrying later may succeed."""
 
 
 class ChunkRejected(StoreUnavailable):
