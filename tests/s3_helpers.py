@@ -32,6 +32,19 @@ def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
 
 
+def backend_env(config) -> dict[str, str]:
+    """The environment a server or CLI process needs for `config`'s chunk backend."""
+    if config.chunk_store != "s3":
+        return {}
+    return {
+        "IMAGEREPO_CHUNK_STORE": "s3",
+        "IMAGEREPO_S3_ENDPOINT": config.s3_endpoint or "",
+        "IMAGEREPO_S3_BUCKET": config.s3_bucket,
+        "IMAGEREPO_S3_PREFIX": config.s3_prefix,
+        "IMAGEREPO_S3_REGION": config.s3_region or "",
+    }
+
+
 def cli(database_url: str, blob_dir: Path, env: dict, *args, timeout: float = 180):
     """`python -m imagerepo ARGS` as an operator runs it: (exit code, JSON stdout, stderr)."""
     result = subprocess.run(

@@ -67,11 +67,13 @@ __all__ = [
 def chunk_store_for_config(config: Config) -> ChunkStore:
     """The configured backend (IMAGEREPO_CHUNK_STORE): chunk files under blob_dir, or objects in
     an S3 bucket with only this node's staging area under blob_dir. boto3 is imported only for
-    S3."""
+    S3, and its client is built here, not by the first request."""
     if config.chunk_store == "s3":
         from .s3 import S3ChunkStore
 
-        return S3ChunkStore.for_config(config)
+        store = S3ChunkStore.for_config(config)
+        store.warm_up()
+        return store
     return LocalChunkStore(config.blob_dir, fsync=config.fsync)
 
 
