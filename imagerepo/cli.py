@@ -9,7 +9,9 @@ import shutil
 import sys
 import time
 
+from . import cli_storage
 from . import db as dbmod
+from .blobstore.errors import StoreUnavailable
 from .config import Config, ConfigError
 
 
@@ -324,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=200, help="images to generate")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
     p.set_defaults(func=cmd_seed_demo)
+    cli_storage.register(sub, ProgressPrinter, _database)  # migrate-chunks
     return parser
 
 
@@ -344,6 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.OperationalError as err:
         print(f"cannot reach the database: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         return 2
-    except OSError as err:
+    except (OSError, StoreUnavailable) as err:  # a disk, or the S3 store, failed
         print(f"error: {err}", file=sys.stderr)
         return 2
