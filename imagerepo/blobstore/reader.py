@@ -20,6 +20,7 @@ from cachetools import LRUCache
 from .cache import ChunkCache
 from .errors import ChunkCorrupt, ChunkLost, ObjectNotFound
 from .interface import ChunkMissing, ChunkReader
+from .s3_readahead import prefetched
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -123,9 +124,15 @@ class ObjectReader:
     ) -> Iterator[bytes]:
         # Reading the next chunk on another thread while this one is sent was tried and
         # measured slower on 2 cores (the client shares them): see README, "Performance".
+        # A remote store (S3) asks for read-ahead: its reads are round trips (s3_readahead.py).
+        depth = getattr(self.store, "read_ahead", 0)
+        rest = prefetched(lambda d: self.read_chunk(d, size), [d for _, d in plan[1:]], depth) if depth else None
         for position, (chunk_start, chunk_digest) in enumerate(plan):
             try:
-                data = first if position == 0 else self.read_chunk(chunk_digest, size)
+                if position == 0 or rest is None:
+                    data = first if position == 0 else self.read_chunk(chunk_digest, size)
+                else:
+                    data = next(rest)
             except ChunkLost:
                 self.forget_manifest(digest)  # so the next request asks the database again
                 raise
