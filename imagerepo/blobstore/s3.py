@@ -62,9 +62,6 @@ def _check_digest(digest: str) -> str:
 
 
 class S3ChunkStore:
-    # Chunks the reader fetches ahead of the one it sends (s3_readahead.py): a GET is a round trip.
-    read_ahead = 4
-
     def __init__(
         self,
         bucket: str,
