@@ -28,7 +28,7 @@ from .accounts import (
     NameTaken,
     UserNotFound,
 )
-from .blobstore.errors import ChunkCorrupt, EmptyUpload, ObjectNotFound, UploadTooLarge
+from .blobstore.errors import ChunkCorrupt, EmptyUpload, ObjectNotFound, StoreUnavailable, UploadTooLarge
 from .images.errors import (
     ImageNotFound,
     LoginRequired,
@@ -132,6 +132,14 @@ DOMAIN_ERRORS: dict[type[Exception], Answer] = {
     TooManyLogins: Answer(429, "too_many_attempts", headers=lambda err: {"Retry-After": str(err.retry_after)}),
     ChunkCorrupt: Answer(
         500, "storage_corrupt", lambda err: "the stored content failed verification; the operator has been told"
+    ),
+    # The chunk store (S3) did not answer, or answered with an error, within its retries and
+    # timeouts: nothing was committed (an upload refers to no chunk it did not store).
+    StoreUnavailable: Answer(
+        503,
+        "storage_unavailable",
+        lambda err: "the storage backend is unavailable; try again later",
+        headers=lambda err: {"Retry-After": "5"},
     ),
     # The request layer's errors: the client sent a body that cannot be read as announced.
     BodyIncomplete: Answer(400, "incomplete_body"),
