@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import pydantic
 from pydantic_core import PydanticCustomError
 
-# A character that is not Unicode White_Space (what pydantic's strip_whitespace strips): a text
-# that is stripped and then must not be empty has one (a pattern, unanchored).
-NOT_BLANK = "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+# Text holding a character that is not Unicode White_Space (what pydantic's strip_whitespace
+# strips), so it is not empty once stripped; and, like every request text, no NUL.
+_WHITE_SPACE = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{_WHITE_SPACE}][^\\u0000]*$"
 
 _FLAG_TEXT = {"0": False, "1": True, "false": False, "true": True}
 

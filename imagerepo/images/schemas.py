@@ -78,8 +78,10 @@ class ImageFilters(Schema):
 
     tag: TagFields = pydantic.Field([], description="Images carrying all these tags (repeat and/or comma-separate)")
     # At least one letter or digit: the words searched for (queries.search_words).
-    q: Annotated[str, pydantic.StringConstraints(max_length=200, pattern=r"[\p{L}\p{N}]")] | None = pydantic.Field(
-        None, description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)"
+    q: Annotated[str, pydantic.StringConstraints(max_length=200)] | None = pydantic.Field(
+        None,
+        description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)",
+        json_schema_extra={"pattern": r"^[^\u0000]*[\p{L}\p{N}][^\u0000]*$"},
     )
     from_: InstantText | None = pydantic.Field(
         None, alias="from", description="Created at or after (ISO 8601 date or date-time)"
