@@ -3,7 +3,7 @@
 // the address bar, and uploads.
 
 import { api, currentUser, errorMessage, loadUser, onSessionChange, openDialog } from "./session.js";
-import { altText, el, splitTags, thumbnail } from "./images.js";
+import { THUMBNAIL_SIZE, altText, el, splitTags, thumbnail } from "./images.js";
 import { uploadFiles } from "./upload.js";
 
 const PAGE_SIZE = 24;
@@ -34,6 +34,7 @@ function listUrl(filters) {
   for (const tag of splitTags(filters.tag)) params.append("tag", tag);
   if (filters.mine && currentUser()) params.set("mine", "1");
   if (cursor) params.set("cursor", cursor);
+  if (THUMBNAIL_SIZE) params.set("thumbnail", String(THUMBNAIL_SIZE));
   return `/images?${params}`;
 }
 

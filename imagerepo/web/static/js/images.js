@@ -6,14 +6,16 @@
 const SHOWN = new Set(["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"]);
 export const displayable = (image) => SHOWN.has(image.contentType);
 
-// The grid's cells are this many CSS pixels high (gallery.css); thumbnails are made for it.
-export const THUMBNAIL_SIZE = 200;
+// The height of the grid's thumbnails, where the server makes variants (the page says so);
+// 0: the grid shows the originals.
+export const THUMBNAIL_SIZE = Number(document.body.dataset.thumbnailSize || 0);
 
 // The one place that decides which URL shows an image small (the grid): the thumbnail the
-// listing names (GET /images?thumbnail=200), else a variant of THUMBNAIL_SIZE px high asked of
-// the content route; showThumbnail() falls back to the original if the server refuses it.
+// listing names (GET /images?thumbnail=200), else a variant THUMBNAIL_SIZE px high asked of the
+// content route; thumbnail() falls back to the original if the server refuses it.
 export function thumbnailUrl(image) {
   if (image.thumbnailUrl) return image.thumbnailUrl;
+  if (!THUMBNAIL_SIZE) return displayable(image) ? image.url : null;
   const params = new URLSearchParams({ height: String(THUMBNAIL_SIZE) });
   if (!displayable(image)) params.set("format", "jpeg");
   return `${image.url}?${params}`;
@@ -23,7 +25,9 @@ export function thumbnailUrl(image) {
 // an old server without variants, a type it cannot convert) falls back to the original once,
 // then to the placeholder.
 export function thumbnail(image, placeholder) {
-  const img = el("img", { src: thumbnailUrl(image), alt: altText(image), loading: "lazy", decoding: "async" });
+  const url = thumbnailUrl(image);
+  if (!url) return placeholder();
+  const img = el("img", { src: url, alt: altText(image), loading: "lazy", decoding: "async" });
   if (image.width && image.height) {
     // The intrinsic size, so the grid reserves the cell's shape before the bytes arrive.
     img.width = image.width;
