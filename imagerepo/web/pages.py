@@ -60,6 +60,10 @@ def _page(template: str, **context):
         template,
         max_upload_bytes=services().config.max_upload_bytes,
         thumbnail_size=THUMBNAIL_SIZE if "thumbnail" in ListQuery.model_fields else "",
+        # Share links (the plans package): the image page offers them only where the routes are.
+        share_links="share_links" in current_app.blueprints,
+        link_min_seconds=getattr(services().config, "link_min_seconds", ""),
+        link_max_seconds=getattr(services().config, "link_max_seconds", ""),
         csrf_access_cookie=config["JWT_ACCESS_CSRF_COOKIE_NAME"],
         csrf_refresh_cookie=config["JWT_REFRESH_CSRF_COOKIE_NAME"],
         **context,
