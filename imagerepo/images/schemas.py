@@ -88,7 +88,6 @@ class ContentQuery(ImageAccessQuery):
     img_format: _Param | None = pydantic.Field(None, description="jpeg or png (seed 002's name for format)")
 
 
-
 class ImageFilters(Schema):
     """The filters GET /images and GET /tags/<name>/images share. All of them combine (AND)."""
 
