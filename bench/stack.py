@@ -278,9 +278,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 sizes, 1 run of 1 s")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--sizes", help="comma-separated sizes in KiB instead of the default set, e.g. 100,20480")
     parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "bench" / "results" / "stack.json")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.sizes:
+        sizes = {f"{int(kib)} KiB": int(kib) * KiB for kib in args.sizes.split(",")}
     runs = args.runs or (1 if args.quick else 3)
     seconds = args.seconds or (1 if args.quick else 5)
     workdir = Path(tempfile.mkdtemp(prefix="imagerepo-bench-stack-"))
