@@ -100,20 +100,16 @@ def _query_schema(prop: dict) -> dict:
     return {**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept}
 
 
-def _edge_responses(op: dict, error_ref: dict, has_body: bool) -> None:
-    """What the request edge answers on any route (README, "Security limits"): 401 for a
-    malformed Authorization header everywhere, 400/413 for a body that is malformed, cut short
-    or over the route's limit, and Retry-After on every 429."""
-    error = {"content": {"application/json": {"schema": error_ref}}}
-    responses = op["responses"]
-    responses.setdefault("401", {"description": "Malformed Authorization header, or a bad token", **error})
-    if has_body:
-        responses.setdefault("400", {"description": "Malformed body, or shorter than its Content-Length", **error})
-        responses.setdefault("413", {"description": "Body over this route's limit", **error})
-    if "429" in responses:
-        responses["429"]["headers"] = {
-            "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
-        }
+def _edge_responses(op: dict, error_ref: dict) -> None:
+    """401 on every route, tokens or not: a malformed Authorization header is refused before
+    any view runs (README, "Security limits"). Body limits, 507 and Retry-After are above."""
+    op["responses"].setdefault(
+        "401",
+        {
+            "description": "Malformed Authorization header, or a bad token",
+            "content": {"application/json": {"schema": error_ref}},
+        },
+    )
 
 
 def openapi_document(app: Flask) -> dict:
@@ -201,7 +197,7 @@ def openapi_document(app: Flask) -> dict:
             if spec["auth"]:
                 # "optional": anonymous callers are served too; a token that is sent must be valid.
                 op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
-            _edge_responses(op, error_ref, has_body="requestBody" in op)
+            _edge_responses(op, error_ref)
             paths.setdefault(path, {})[method.lower()] = op
     for operations in paths.values():
         for op in operations.values():

@@ -20,7 +20,7 @@ from cachetools import LRUCache
 
 from .cache import ChunkCache
 from .errors import ChunkCorrupt, ChunkFreed, ChunkLost, ObjectNotFound
-from .interface import ChunkMissing, ChunkReader
+from .interface import ChunkMissing, ChunkQuarantiner, ChunkReader
 from .pools import pool
 from .stats import Counters
 
@@ -68,9 +68,26 @@ class ObjectReader:
         if hashlib.sha256(data).hexdigest() != digest:
             log.error("chunk %s failed verification: its bytes do not match its digest", digest)
             self.counters.inc("chunks_corrupt")
+            self._quarantine(digest)
             raise ChunkCorrupt(f"chunk {digest} is corrupt")
         self.cache.put(digest, data, object_size)
         return data
+
+    def _quarantine(self, digest: str) -> None:
+        """Move a file just found wrong aside (the store re-reads it first), under its row lock
+        as fsck --repair does: it then reads as missing, and the next upload of those bytes
+        writes it, even in a process that wrote the file and would otherwise trust it."""
+        if self.db is None or not isinstance(self.store, ChunkQuarantiner):
+            return
+        try:
+            with self.db.transaction() as conn:
+                row = conn.execute(
+                    "SELECT size FROM chunks WHERE digest = %s FOR UPDATE", (bytes.fromhex(digest),)
+                ).fetchone()
+                if row is not None:
+                    self.store.quarantine(digest, row["size"])
+        except Exception:  # the read fails with ChunkCorrupt either way; this only helps later
+            log.exception("could not move the corrupt chunk %s aside", digest)
 
     def _referenced(self, digest: str) -> bool:
         """Whether some object still holds this chunk (a missing file is then a loss)."""
