@@ -59,6 +59,9 @@ def create_app(config: Config | None = None) -> Flask:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    from .metrics import init_metrics
+
+    init_metrics(app, services)  # outermost: times each request to its answer's last byte
     if config.gc_interval_seconds > 0:
         services.blobs.start_background_collector(config.gc_interval_seconds)
     return app

@@ -181,6 +181,12 @@ class Config:
     # Where `imagerepo serve` (nginx in front of gunicorn) listens.
     public_host: str = "127.0.0.1"
     public_port: int = 8080
+    # Behind `imagerepo serve`'s nginx: a verified single-chunk object is sent by nginx from its
+    # chunk file (X-Accel-Redirect, imagerepo/stack/accel.py). Unset (None): off for the app
+    # alone, on under `imagerepo serve`, which passes its choice on to gunicorn.
+    accel_redirect: bool | None = None
+    # How long a chunk file this worker verified stays trusted for nginx to send as it is.
+    accel_verified_seconds: int = 300
 
     def __post_init__(self):
         if self.blob_dir is None:
@@ -259,4 +265,8 @@ class Config:
             s3_max_attempts=_int(env, "IMAGEREPO_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
             s3_max_connections=_int(env, "IMAGEREPO_S3_MAX_CONNECTIONS", cls.s3_max_connections, 1),
             read_timeout_seconds=_int(env, "IMAGEREPO_READ_TIMEOUT_SECONDS", cls.read_timeout_seconds, 1),
+            accel_redirect=_bool(env, "IMAGEREPO_ACCEL_REDIRECT", False)
+            if env.get("IMAGEREPO_ACCEL_REDIRECT")
+            else None,
+            accel_verified_seconds=_int(env, "IMAGEREPO_ACCEL_VERIFIED_SECONDS", cls.accel_verified_seconds),
         )

@@ -8,7 +8,6 @@ download reads (and verifies) one chunk ahead on a small thread pool while it se
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import logging
@@ -20,9 +19,10 @@ from typing import TYPE_CHECKING
 from cachetools import LRUCache
 
 from .cache import ChunkCache
-from .errors import ChunkCorrupt, ChunkLost, ObjectNotFound
+from .errors import ChunkCorrupt, ChunkFreed, ChunkLost, ObjectNotFound
 from .interface import ChunkMissing, ChunkReader
 from .pools import pool
+from .stats import Counters
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -41,7 +41,7 @@ class Manifest:
 
 
 class ObjectReader:
-    def __init__(self, db: Database, store: ChunkReader, cache: ChunkCache, counters: collections.Counter[str]):
+    def __init__(self, db: Database, store: ChunkReader, cache: ChunkCache, counters: Counters):
         self.db = db
         self.store = store
         self.cache = cache
@@ -60,14 +60,29 @@ class ObjectReader:
         try:
             data = self.store.get(digest)
         except ChunkMissing:
+            if not self._referenced(digest):
+                log.info("chunk %s was freed while being read: its images were deleted and collected", digest)
+                raise ChunkFreed(f"chunk {digest} was freed while being read (its images were deleted)") from None
             log.error("chunk %s is referenced but missing from the store", digest)
             raise ChunkLost(f"chunk {digest} is missing") from None
         if hashlib.sha256(data).hexdigest() != digest:
             log.error("chunk %s failed verification: its bytes do not match its digest", digest)
-            self.counters["chunks_corrupt"] += 1
+            self.counters.inc("chunks_corrupt")
             raise ChunkCorrupt(f"chunk {digest} is corrupt")
         self.cache.put(digest, data, object_size)
         return data
+
+    def _referenced(self, digest: str) -> bool:
+        """Whether some object still holds this chunk (a missing file is then a loss)."""
+        if self.db is None:  # a reader on a bare store (tests): assume the worst
+            return True
+        with self.db.read() as conn:
+            return (
+                conn.execute(
+                    "SELECT 1 FROM chunks WHERE digest = %s AND refcount > 0", (bytes.fromhex(digest),)
+                ).fetchone()
+                is not None
+            )
 
     def manifest(self, digest: str, chunk_size: int | None = None) -> tuple[Manifest, bool]:
         """The object's size, chunk size and chunk digests; and whether it came from the cache.
@@ -113,12 +128,14 @@ class ObjectReader:
             plan = [(index * found.chunk_size, found.chunks[index]) for index in range(first_index, last_index + 1)]
             try:
                 first = self.read_chunk(plan[0][1], found.size)
-            except ChunkLost:
+            except ChunkLost as err:
                 # A cached manifest can outlive its object (freed, then stored again with
                 # another chunk size, so other chunks); ask the database once before giving up.
                 if from_cache and attempt == 0:
                     self.forget_manifest(digest)
                     continue
+                if isinstance(err, ChunkFreed):  # deleted and collected since the caller looked
+                    raise ObjectNotFound(digest) from err
                 raise
             return self._iterate(digest, plan, first, start, last, found.size)
         raise AssertionError("unreachable")

@@ -17,6 +17,7 @@ from typing import Protocol
 from .interface import ChunkReader, ChunkWriter
 from .pools import pool
 from .staging import StagedChunk, StagedObject
+from .stats import Counters
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class StoredObject:
 
 
 class ObjectWriter:
-    def __init__(self, store: _WritableStore, counters: collections.Counter[str]):
+    def __init__(self, store: _WritableStore, counters: Counters):
         self.store = store
         self.counters = counters
 
@@ -58,9 +59,9 @@ class ObjectWriter:
             (digest, staged.size, staged.chunk_size),
         ).fetchone()
         if not row["inserted"]:
-            self.counters["uploads_deduplicated"] += 1
+            self.counters.inc("uploads_deduplicated")
             if row["chunk_size"] == staged.chunk_size:
-                self._heal(staged)
+                self._heal(conn, staged)
             return StoredObject(staged.digest, staged.size, row["chunk_size"], created=False)
 
         references = collections.Counter(c.digest for c in staged.chunks)
@@ -85,23 +86,29 @@ class ObjectWriter:
         # fsyncs on different files share the filesystem's journal commits (the serial loop spent
         # most of an upload here; batching them was measured slower, see durable.py).
         written = list(_io_pool().map(self._publish, distinct))
-        self.counters["chunks_written"] += sum(written)
-        self.counters["objects_created"] += 1
+        self.counters.inc("chunks_written", sum(written))
+        self.counters.inc("objects_created")
         return StoredObject(staged.digest, staged.size, staged.chunk_size, created=True)
 
     def _publish(self, chunk: StagedChunk) -> bool:
         return self.store.put(chunk.digest, chunk.path)
 
-    def _heal(self, staged: StagedObject) -> None:
-        """Put back any chunk file of an existing object that has gone missing from disk (fsck
-        reports those), from the identical bytes just received. Safe without chunk row locks:
-        the object's reference, held under its row lock, keeps every one of its chunks counted,
-        so the collector cannot be freeing them."""
-        for chunk in {c.digest: c for c in staged.chunks}.values():
-            if not self.store.exists(chunk.digest):
-                log.warning("chunk %s was missing from the store; rewritten from an identical upload", chunk.digest)
-                self.store.put(chunk.digest, chunk.path)
-                self.counters["chunks_healed"] += 1
+    def _heal(self, conn, staged: StagedObject) -> None:
+        """Make every chunk file of an existing object hold the right bytes again, from the
+        identical bytes just received: a lost file is written, a damaged one (wrong size, or
+        wrong bytes where the store cannot vouch for the file) replaced atomically; `put`
+        checks and replaces. The object's reference, held under its row lock, keeps every chunk
+        counted, so the collector cannot be freeing them; a share lock on the chunk rows keeps
+        fsck's quarantine (which locks the row for update) from moving a file this replaces."""
+        distinct = sorted({c.digest: c for c in staged.chunks}.values(), key=lambda c: c.digest)
+        conn.execute(
+            "SELECT 1 FROM chunks WHERE digest = ANY(%s) ORDER BY digest FOR KEY SHARE",
+            ([bytes.fromhex(c.digest) for c in distinct],),
+        )
+        for chunk, written in zip(distinct, _io_pool().map(self._publish, distinct), strict=True):
+            if written:
+                log.warning("chunk %s was missing or damaged; rewritten from an identical upload", chunk.digest)
+                self.counters.inc("chunks_healed")
 
     @staticmethod
     def release(conn, digest: str) -> None:
