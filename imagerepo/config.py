@@ -131,8 +131,9 @@ class Config:
     max_upload_bytes: int = 100 * MiB
     # fsync chunk files before they become visible; off only for throwaway stores.
     fsync: bool = True
-    # A cold download reads and verifies its next chunk on another thread while this one is sent.
-    read_ahead: bool = True
+    # A cold download reads and verifies its next chunk on another thread while this one is sent:
+    # off, as it measured slower on 2 shared cores (README, "Performance").
+    read_ahead: bool = False
     access_token_minutes: int = 15
     refresh_token_days: int = 30
     # Zero-reference objects and chunks are kept this long before the collector frees them,

@@ -1,4 +1,4 @@
-"""Cold reads with read-ahead (IMAGEREPO_READ_AHEAD, on by default): the next chunk is read and
+"""Cold reads with read-ahead (IMAGEREPO_READ_AHEAD=1; off by default): the next chunk is read and
 verified on another thread while this one is sent. Same bytes, same ranges, and a bad chunk still
 fails at its own position, with every byte before it sent and none of it."""
 
@@ -43,7 +43,7 @@ def test_a_bad_chunk_fails_at_its_position_after_the_good_ones(cold_blobs, confi
 
 
 def test_the_next_chunk_is_read_on_another_thread_while_this_one_is_consumed(config):
-    blobs = make_blobs(config, cache_bytes=0)  # the default: read-ahead on
+    blobs = make_blobs(config, cache_bytes=0, read_ahead=True)
     data = pseudo_random(4 * CS, seed=62)
     add_reference(blobs, add_owner(config.database_url), data)
     readers: list[str] = []
@@ -60,3 +60,11 @@ def test_the_next_chunk_is_read_on_another_thread_while_this_one_is_consumed(con
         blobs.db.close()
     assert readers[0] == threading.current_thread().name, "the first chunk is read before the response starts"
     assert all(name.startswith("imagerepo-read") for name in readers[1:]) and len(readers) == 4
+
+
+def test_read_ahead_is_off_unless_asked_for(config):
+    blobs = make_blobs(config)
+    try:
+        assert blobs.reader.read_ahead is False
+    finally:
+        blobs.db.close()

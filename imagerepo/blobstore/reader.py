@@ -2,8 +2,8 @@
 for any byte range, touching only the chunks the range needs.
 
 Every chunk read from the store is re-hashed before it is returned or cached; a chunk that
-fails raises ChunkCorrupt (ChunkLost when its file is gone) rather than yield wrong bytes. A
-download reads (and verifies) one chunk ahead on a small thread pool while it sends.
+fails raises ChunkCorrupt (ChunkLost when its file is gone) rather than yield wrong bytes. With
+IMAGEREPO_READ_AHEAD=1 a download reads (and verifies) one chunk ahead on a small thread pool.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class ObjectReader:
         self.counters = counters
         self._manifests: LRUCache[str, Manifest] = LRUCache(maxsize=MANIFEST_CACHE_ENTRIES)
         self._manifest_lock = threading.Lock()
-        self.read_ahead = True  # IMAGEREPO_READ_AHEAD
+        self.read_ahead = False  # IMAGEREPO_READ_AHEAD
 
     def read_chunk(self, digest: str, object_size: int | None = None) -> bytes:
         """Verified bytes of one chunk: from the cache, else from the store and checked.
@@ -143,11 +143,12 @@ class ObjectReader:
     def _iterate(
         self, digest: str, plan: list[tuple[int, str]], first: bytes, start: int, end: int, size: int
     ) -> Iterator[bytes]:
-        # Read-ahead (IMAGEREPO_READ_AHEAD): the next chunk not in the cache is read and verified
-        # on another thread while this one is sent. hashlib and socket writes release the GIL,
-        # so hashing n+1 overlaps sending n; one chunk ahead, so a download holds at most two
-        # chunks. Bytes are still only yielded once verified, and a bad chunk still fails at its
-        # own position. Measured against reading in line: README, "Performance".
+        # Read-ahead (IMAGEREPO_READ_AHEAD, off by default): the next chunk not in the cache is
+        # read and verified on another thread while this one is sent. hashlib and socket writes
+        # release the GIL, so hashing n+1 can overlap sending n; one chunk ahead, so a download
+        # holds at most two chunks. Bytes are still only yielded once verified, and a bad chunk
+        # still fails at its own position. Off because it measured slower on 2 shared cores
+        # (each hand-off waits for a thread to be scheduled): README, "Performance".
         ahead: Future[bytes] | None = None
         try:
             for position, (chunk_start, chunk_digest) in enumerate(plan):
