@@ -15,7 +15,7 @@ fsync each final directory once) was built and measured slower (issue 16): with 
 nearly every chunk has a directory of its own, so batching saves few fsyncs, and its barriers
 wait for the slowest fsync of each step, where independent chunks keep the disk busy. syncfs(2)
 was no faster and flushes every other writer's data too; a pack file (one fsync per upload) is
-3-8x faster but changes the layout every other part relies on. `python -m bench.fsync_strategies`
+5-8x faster but changes the layout every other part relies on. `python -m bench.fsync_strategies`
 measures them all; README, "Performance".
 """
 
