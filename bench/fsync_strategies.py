@@ -1,4 +1,4 @@
-"""python -m bench.fsync_strategies [--mib 20] [--runs 5] [--dir DIR]
+"""python -m bench.fsync_strategies [--mib 20] [--runs 5] [--only NAMES] [--dir DIR]
 
 How to make one upload's chunk files durable, measured on the disk the store would use (issue 16:
 "measure syncfs-style or pack-style alternatives before choosing"). Each strategy stores the same
@@ -9,11 +9,12 @@ leaves the chunk files' data and their directory entries on stable storage when 
   serial      per chunk: write, fsync, mkdir (+ fsync parent), rename, fsync dir: the upload limit
               of `make bench` (bench/baselines.py)
   per-chunk   the store before issue 16: the serial steps per chunk, 8 chunks at a time on a pool
-  per-chunk+sfr  per-chunk, with sync_file_range(WRITE) as each file is written (below)
+  per-chunk+sfr  per-chunk, with sync_file_range(WRITE) as each file is written, so writeback
+              starts while the rest of the upload still arrives (the store's choice: README,
+              "Performance", and imagerepo/blobstore/durable.py)
   batched     write every file; fsync them all on the pool; make the new directories and fsync
               each parent once; rename every file; fsync each final directory once (on the pool)
-  batched+sfr batched, with sync_file_range(WRITE) as each file is written, so writeback starts
-              while the rest of the upload still arrives (the store's choice, see README)
+  batched+sfr batched, with sync_file_range(WRITE) as each file is written
   pipelined   make the new directories (each parent fsynced once) first, then per chunk on the
               pool with no barrier between chunks: fsync, rename, fsync its directory
   syncfs      write every file, make directories, rename, then one syncfs(2) of the filesystem
