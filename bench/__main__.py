@@ -68,14 +68,14 @@ def run(bench: Bench, phases: set[str]) -> None:
             stored = transfers.uploads(bench, server, tokens[0])
             if "downloads" in phases:
                 transfers.downloads(bench, {"hot": server}, stored)
-                log("starting ImageRepo with the chunk cache off (cold reads), without and with read-ahead")
+                log("starting ImageRepo with the chunk cache off (cold reads), with and without read-ahead")
                 cold_env = bench.server_env(database_url, blob_dir, IMAGEREPO_CACHE_BYTES=0)
-                ahead_env = {**cold_env, "IMAGEREPO_READ_AHEAD": "1"}
+                inline_env = {**cold_env, "IMAGEREPO_READ_AHEAD": "0"}
                 with (
                     Gunicorn("imagerepo:create_app()", cold_env, bench.workdir / "server-cold.log") as cold,
-                    Gunicorn("imagerepo:create_app()", ahead_env, bench.workdir / "server-ahead.log") as ahead,
+                    Gunicorn("imagerepo:create_app()", inline_env, bench.workdir / "server-inline.log") as inline,
                 ):
-                    transfers.downloads(bench, {"cold": cold, "cold_readahead": ahead}, stored)
+                    transfers.downloads(bench, {"cold": cold, "cold_inline": inline}, stored)
             if "scan" in phases:
                 server.stop()
                 log("scan resistance: fresh servers, a hot set read while big objects stream")
@@ -95,8 +95,9 @@ def run(bench: Bench, phases: set[str]) -> None:
         "MB = 10^6 bytes. Each figure: median of the runs (min-max).",
         "Cold downloads come from a server with IMAGEREPO_CACHE_BYTES=0, so every chunk is read from"
         " its file and verified; the OS page cache is warm (the files were just written), so 'cold'"
-        " means not in ImageRepo's cache, not off the disk. 'Read-ahead': a second such server with"
-        " IMAGEREPO_READ_AHEAD=1, its runs interleaved with the first's.",
+        " means not in ImageRepo's cache, not off the disk. 'In line': a second such server with"
+        " IMAGEREPO_READ_AHEAD=0, its runs interleaved with the first's (the default reads one chunk"
+        " ahead for 8 chunks or more).",
         "Upload limit: SHA-256 of the whole content + SHA-256 of each 256 KiB chunk + temp file, fsync,"
         " rename, fsync of the directory per chunk (the same durability as the store), one thread; measured just"
         " before and just after each run's uploads, and each upload ratio is the median over runs of"

@@ -163,8 +163,8 @@ def rows(figures: Figures, sizes: dict[str, int]) -> list[tuple[str, str, str, s
             "MB/s",
         )
         row(
-            f"download cold {_size(sizes[role])}, read-ahead vs in line",
-            f"download_cold_readahead_{role}_MBps",
+            f"download cold {_size(sizes[role])}, in line vs default (read-ahead)",
+            f"download_cold_inline_{role}_MBps",
             f"download_cold_{role}_MBps",
             "MB/s",
         )

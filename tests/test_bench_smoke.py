@@ -23,7 +23,7 @@ FIGURES = [
             "reupload_raw",
             "reupload_multipart",
             "download_cold",
-            "download_cold_readahead",
+            "download_cold_inline",
             "download_hot",
         )
         for role in ("small", "medium", "large")
