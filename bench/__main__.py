@@ -95,8 +95,9 @@ def run(bench: Bench, phases: set[str]) -> None:
         "MB = 10^6 bytes. Each figure: median of the runs (min-max).",
         "Cold downloads come from a server with IMAGEREPO_CACHE_BYTES=0, so every chunk is read from"
         " its file and verified; the OS page cache is warm (the files were just written), so 'cold'"
-        " means not in ImageRepo's cache, not off the disk. 'Read in line': a second such server with"
-        " IMAGEREPO_READ_AHEAD=0, its runs interleaved with the first's.",
+        " means not in ImageRepo's cache, not off the disk. 'In line': a second such server with"
+        " IMAGEREPO_READ_AHEAD=0, its runs interleaved with the first's (the default reads one chunk"
+        " ahead for 8 chunks or more).",
         "Upload limit: SHA-256 of the whole content + SHA-256 of each 256 KiB chunk + temp file, fsync,"
         " rename, fsync of the directory per chunk (the same durability as the store), one thread; measured just"
         " before and just after each run's uploads, and each upload ratio is the median over runs of"

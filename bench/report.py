@@ -163,7 +163,7 @@ def rows(figures: Figures, sizes: dict[str, int]) -> list[tuple[str, str, str, s
             "MB/s",
         )
         row(
-            f"download cold {_size(sizes[role])}, read in line vs read-ahead",
+            f"download cold {_size(sizes[role])}, in line vs default (read-ahead)",
             f"download_cold_inline_{role}_MBps",
             f"download_cold_{role}_MBps",
             "MB/s",
