@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from . import share
 from .commands import (
     cmd_delete,
     cmd_download,
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("delete", cmd_delete, "delete one of your images")
     p.add_argument("id", type=_image_id, metavar="ID")
+    share.add_commands(command, _image_id)  # share, links, unshare
     return parser
 
 
