@@ -68,6 +68,9 @@ def create_app(config: Config | None = None) -> Flask:
         return response
 
     services.blobs.collector.extra_sweeps.append(functools.partial(plan_links.prune_links, database))
+    from .metrics import init_metrics
+
+    init_metrics(app, services)  # outermost: times each request to its answer's last byte
     if config.gc_interval_seconds > 0:
         services.blobs.start_background_collector(config.gc_interval_seconds)
     return app

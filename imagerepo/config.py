@@ -131,6 +131,8 @@ class Config:
     max_upload_bytes: int = 100 * MiB
     # fsync chunk files before they become visible; off only for throwaway stores.
     fsync: bool = True
+    # A cold download reads and verifies its next chunk on another thread while this one is sent.
+    read_ahead: bool = True
     access_token_minutes: int = 15
     refresh_token_days: int = 30
     # Zero-reference objects and chunks are kept this long before the collector frees them,
@@ -184,6 +186,12 @@ class Config:
     default_plan: str = "Unlimited"
     link_min_seconds: int = 300
     link_max_seconds: int = 30000
+    # Behind `imagerepo serve`'s nginx: a verified single-chunk object is sent by nginx from its
+    # chunk file (X-Accel-Redirect, imagerepo/stack/accel.py). Unset (None): off for the app
+    # alone, on under `imagerepo serve`, which passes its choice on to gunicorn.
+    accel_redirect: bool | None = None
+    # How long a chunk file this worker verified stays trusted for nginx to send as it is.
+    accel_verified_seconds: int = 300
 
     def __post_init__(self):
         if self.blob_dir is None:
@@ -224,6 +232,7 @@ class Config:
             ),
             max_upload_bytes=_int(env, "IMAGEREPO_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1),
             fsync=_bool(env, "IMAGEREPO_FSYNC", cls.fsync),
+            read_ahead=_bool(env, "IMAGEREPO_READ_AHEAD", cls.read_ahead),
             access_token_minutes=_int(env, "IMAGEREPO_ACCESS_TOKEN_MINUTES", cls.access_token_minutes, 1),
             refresh_token_days=_int(env, "IMAGEREPO_REFRESH_TOKEN_DAYS", cls.refresh_token_days, 1),
             gc_grace_seconds=_int(env, "IMAGEREPO_GC_GRACE_SECONDS", cls.gc_grace_seconds),
@@ -264,4 +273,8 @@ class Config:
             default_plan=env.get("IMAGEREPO_DEFAULT_PLAN") or cls.default_plan,
             link_min_seconds=_int(env, "IMAGEREPO_LINK_MIN_SECONDS", cls.link_min_seconds, 1),
             link_max_seconds=_int(env, "IMAGEREPO_LINK_MAX_SECONDS", cls.link_max_seconds, 1),
+            accel_redirect=_bool(env, "IMAGEREPO_ACCEL_REDIRECT", False)
+            if env.get("IMAGEREPO_ACCEL_REDIRECT")
+            else None,
+            accel_verified_seconds=_int(env, "IMAGEREPO_ACCEL_VERIFIED_SECONDS", cls.accel_verified_seconds),
         )

@@ -17,7 +17,7 @@ How it is held is in README, "Storage design"; one job per module:
     cache.py      the chunk cache: verified bytes, LRU, bounded in bytes
     collector.py  free what nothing references, and the background collector thread
     checker.py    fsck: files, sizes, bytes, counts, manifests; repair of drifted counts
-    stats.py      what the store holds, and this process's counters as metrics
+    stats.py      what the store holds, and its event counters (thread-safe)
     errors.py     what it raises
 
 `BlobStore` below wires them together for the app and the command line.
@@ -29,7 +29,6 @@ must never know about HTTP, users or images: who refers to an object is given to
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Self
 
@@ -41,7 +40,7 @@ from .interface import ChunkStore
 from .local import LocalChunkStore
 from .reader import Manifest, ObjectReader
 from .staging import StagedObject, Stager
-from .stats import metrics, storage_stats
+from .stats import Counters, storage_stats
 from .writer import ObjectWriter, StoredObject
 
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ class BlobStore:
         self.max_upload_bytes = max_upload_bytes
         # SELECT yielding one row (object_digest) per reference; None means "no referrers table".
         self.object_references_sql = object_references_sql
-        self.counters: collections.Counter[str] = collections.Counter()
+        self.counters = Counters()
         self.writer = ObjectWriter(store, self.counters)
         self.reader = ObjectReader(db, store, cache, self.counters)
         self.collector = Collector(db, store, cache, self.counters, gc_grace_seconds, object_references_sql)
@@ -92,7 +91,7 @@ class BlobStore:
 
     @classmethod
     def for_config(cls, config: Config, db: Database, object_references_sql: str | None = None) -> Self:
-        return cls(
+        blobs = cls(
             db,
             LocalChunkStore(config.blob_dir, fsync=config.fsync),
             ChunkCache(config.cache_bytes, config.cache_max_object_bytes),
@@ -101,6 +100,8 @@ class BlobStore:
             config.gc_grace_seconds,
             object_references_sql,
         )
+        blobs.reader.read_ahead = config.read_ahead
+        return blobs
 
     # -- writing ---------------------------------------------------------------------------
     def stager(self) -> Stager:
@@ -146,6 +147,3 @@ class BlobStore:
 
     def stats(self) -> dict:
         return storage_stats(self.db, self.object_references_sql)
-
-    def metrics(self) -> list[tuple[str, str, str, int]]:
-        return metrics(self.cache, self.counters)

@@ -33,3 +33,8 @@ class ChunkCorrupt(BlobError):
 
 class ChunkLost(ChunkCorrupt):
     """A chunk's file is missing."""
+
+
+class ChunkFreed(ChunkLost):
+    """A chunk's file is gone because nothing references it any more: every object holding it
+    was released and collected while it was being read (an image deleted mid-download)."""

@@ -109,8 +109,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string, in any command, that takes exactly one value."""
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                found |= _value_options(subparser)
+        elif action.option_strings and action.nargs is None:
+            found.update(action.option_strings)
+    return found
+
+
+def attach_values(argv: list[str], value_options: set[str]) -> list[str]:
+    """`--access-key -Xy3` as `--access-key=-Xy3`: argparse takes a value that starts with '-'
+    for an unknown option and fails, yet generated access keys (URL-safe base64) start with
+    '-' one time in 64, and a description or password may too. Nothing after `--` changes."""
+    out: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":
+            out.append(arg)
+            out.extend(rest)
+            break
+        value = next(rest, None) if arg in value_options else None
+        out.append(arg if value is None else f"{arg}={value}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv, _value_options(parser)))
     args.json = getattr(args, "json", False)
     args.quiet = getattr(args, "quiet", False)
     server = getattr(args, "server", None) or os.environ.get("IMAGEREPO_URL") or DEFAULT_SERVER

@@ -75,7 +75,12 @@ def delete_image(conn, image_id: int) -> None:
 
 
 def user_id_by_name(conn, name: str) -> int | None:
-    row = conn.execute("SELECT id FROM users WHERE name = %s", (name,)).fetchone()
+    # By key, as logins are (names.py): every spelling of a name finds its owner. Accounts that
+    # collided before keys existed share one: the exact spelling wins, then the name's holder.
+    row = conn.execute(
+        "SELECT id FROM users WHERE name_key = user_name_key(%s) ORDER BY (name = %s) DESC, name_collision, id LIMIT 1",
+        (name, name),
+    ).fetchone()
     return row["id"] if row else None
 
 

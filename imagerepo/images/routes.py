@@ -47,6 +47,7 @@ _UPLOAD_ERRORS = {
     413: "Larger than IMAGEREPO_MAX_UPLOAD_BYTES",
     415: "Not an accepted image type",
     422: "Invalid field, missing file, or too many pixels",
+    507: "Disk full: nothing was stored",
 }
 _CHANGE_ERRORS = {400: "Malformed JSON", 403: "Not the owner", 404: "Absent or not visible to you", 422: ""}
 _KEY_HEADER = [
@@ -109,6 +110,7 @@ def upload_raw(query: RawUploadQuery):
         400: "Malformed body",
         413: f"More than {MAX_BATCH_FILES} files, or the body is over {MAX_BATCH_BYTES} bytes",
         422: "Invalid field or no file",
+        507: "Disk full: nothing was stored",
     },
     summary="Upload many images in one multipart request; each file is stored or refused on its own",
 )
