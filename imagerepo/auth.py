@@ -12,7 +12,6 @@ import psycopg
 import pydantic
 from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import (
-    JWTManager,
     create_access_token,
     create_refresh_token,
     get_jwt,
@@ -21,10 +20,11 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError
 from pydantic_core import PydanticCustomError
 
-from . import login_limits, names, passwords
+from . import login_limits, names, passwords, statecache, tokenstate
 from .accounts import AccountDisabled, AccountGone, InvalidCredentials, NameTaken
 from .context import services
 from .errors import error_response
+from .fieldtypes import NOT_BLANK
 from .plans import service as plans
 from .plans.schemas import PlanOut, UsageOut
 from .validation import Schema, SparseSchema, api
@@ -67,9 +67,11 @@ class RegisterIn(Schema):
 
 
 class LoginIn(Schema):
-    username: Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=320)] = (
-        pydantic.Field(description="User name or email")
-    )
+    username: Annotated[
+        str,
+        pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
+        pydantic.WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 320, "pattern": NOT_BLANK}),
+    ] = pydantic.Field(description="User name or email")
     password: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)]
 
 
@@ -282,20 +284,12 @@ def init_jwt(app: Flask) -> None:
         JWT_REFRESH_TOKEN_EXPIRES=dt.timedelta(days=config.refresh_token_days),
         JWT_ERROR_MESSAGE_KEY="message",
     )
-    jwt = JWTManager(app)
+    jwt = tokenstate.CachingJWTManager(app)
 
-    @jwt.token_in_blocklist_loader
-    def _token_revoked(_header, payload) -> bool:
-        # One round trip answers all: revoked by logout (the token, or the refresh token it was
-        # minted from), or the account disabled/removed.
-        jtis = [payload["jti"]] + ([payload["parent"]] if isinstance(payload.get("parent"), str) else [])
-        with services().db.read() as conn:
-            row = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ANY (%s)) AS revoked,"
-                " (SELECT is_disabled FROM users WHERE id = %s) AS disabled",
-                (jtis, int(payload["sub"]) if str(payload.get("sub", "")).isdigit() else -1),
-            ).fetchone()
-        return row["revoked"] or row["disabled"] is None or row["disabled"]
+    # Token checks: verified tokens remembered, revocation and accounts from the state cache.
+    state = statecache.StateCache(services(app).db.url, enabled=config.state_cache)
+    app.extensions["imagerepo_state"] = state
+    tokenstate.install(app, jwt, state)
 
     def unauthorized(message: str):
         return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

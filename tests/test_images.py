@@ -25,6 +25,7 @@ IMAGE_KEYS = {
     "updatedAt",
     "url",
     "tags",
+    "variants",  # one image's JSON (not listings): its variants (README "Variants")
 }
 
 

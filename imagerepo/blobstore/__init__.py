@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Self
 from .cache import ChunkCache
 from .checker import Checker, CheckReport
 from .collector import Collector, GcReport, Progress
-from .errors import BlobError, ChunkCorrupt, ChunkLost, EmptyUpload, ObjectNotFound, UploadTooLarge
+from .errors import BlobError, ChunkCorrupt, ChunkLost, EmptyUpload, ObjectNotFound, StoreUnavailable, UploadTooLarge
 from .interface import ChunkStore
 from .local import LocalChunkStore
 from .reader import Manifest, ObjectReader
@@ -57,9 +57,23 @@ __all__ = [
     "GcReport",
     "ObjectNotFound",
     "StagedObject",
+    "StoreUnavailable",
     "StoredObject",
     "UploadTooLarge",
 ]
+
+
+def chunk_store_for_config(config: Config) -> ChunkStore:
+    """The configured backend (IMAGEREPO_CHUNK_STORE): chunk files under blob_dir, or objects in
+    an S3 bucket with only this node's staging area under blob_dir. boto3 is imported only for
+    S3, and its client is built here, not by the first request."""
+    if config.chunk_store == "s3":
+        from .s3 import S3ChunkStore
+
+        store = S3ChunkStore.for_config(config)
+        store.warm_up()
+        return store
+    return LocalChunkStore(config.blob_dir, fsync=config.fsync)
 
 
 class BlobStore:
@@ -93,7 +107,7 @@ class BlobStore:
     def for_config(cls, config: Config, db: Database, object_references_sql: str | None = None) -> Self:
         blobs = cls(
             db,
-            LocalChunkStore(config.blob_dir, fsync=config.fsync),
+            chunk_store_for_config(config),
             ChunkCache(config.cache_bytes, config.cache_max_object_bytes),
             config.chunk_size,
             config.max_upload_bytes,

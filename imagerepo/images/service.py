@@ -17,6 +17,7 @@ from ..blobstore import StagedObject
 from ..context import services
 from ..plans import link_queries, usage
 from ..tags import queries as tag_queries
+from ..variants import jobs as variant_jobs
 from . import queries
 
 _MAX_NAME = 255
@@ -58,7 +59,9 @@ def create_image(
     svc = services()
     with svc.db.transaction() as conn:
         usage.precheck(conn, owner_id, staged.size)  # refused before any chunk is committed
-        svc.blobs.commit(conn, staged)
+        stored = svc.blobs.commit(conn, staged)
+        if stored.created:  # same bytes stored before: their variants exist or are queued
+            variant_jobs.enqueue(conn, staged.digest, kind.content_type)
         image_id = queries.insert_image(
             conn,
             owner_id,
