@@ -187,11 +187,6 @@ class Config:
     # Where `imagerepo serve` (nginx in front of gunicorn) listens.
     public_host: str = "127.0.0.1"
     public_port: int = 8080
-    # Plans and share links (imagerepo/plans): the plan new accounts get, and the lifetimes a
-    # share link may be given (seconds).
-    default_plan: str = "Unlimited"
-    link_min_seconds: int = 300
-    link_max_seconds: int = 30000
     # Behind `imagerepo serve`'s nginx: a verified single-chunk object is sent by nginx from its
     # chunk file (X-Accel-Redirect, imagerepo/stack/accel.py). Unset (None): off for the app
     # alone, on under `imagerepo serve`, which passes its choice on to gunicorn.
@@ -282,9 +277,6 @@ class Config:
             s3_max_attempts=_int(env, "IMAGEREPO_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
             s3_max_connections=_int(env, "IMAGEREPO_S3_MAX_CONNECTIONS", cls.s3_max_connections, 1),
             read_timeout_seconds=_int(env, "IMAGEREPO_READ_TIMEOUT_SECONDS", cls.read_timeout_seconds, 1),
-            default_plan=env.get("IMAGEREPO_DEFAULT_PLAN") or cls.default_plan,
-            link_min_seconds=_int(env, "IMAGEREPO_LINK_MIN_SECONDS", cls.link_min_seconds, 1),
-            link_max_seconds=_int(env, "IMAGEREPO_LINK_MAX_SECONDS", cls.link_max_seconds, 1),
             variant_max_per_image=_int(env, "IMAGEREPO_VARIANT_MAX_PER_IMAGE", cls.variant_max_per_image),
             variant_off_grid_per_hour=_int(env, "IMAGEREPO_VARIANT_OFF_GRID_PER_HOUR", cls.variant_off_grid_per_hour),
             accel_redirect=_bool(env, "IMAGEREPO_ACCEL_REDIRECT", False)
