@@ -38,11 +38,14 @@ class PlanIn(PlanFields):
 
 
 class PlanPatch(Schema):
-    """Only the fields sent change."""
+    """Only the fields sent change (the quotas take null: unlimited; the others do not)."""
 
-    thumbnailHeights: list[Height] | None = pydantic.Field(None, max_length=16)
-    originalViaLinks: bool | None = None
-    expiringLinks: bool | None = None
+    # A None default that is not a valid value: absent means "unchanged", null is refused.
+    model_config = pydantic.ConfigDict(json_schema_extra={"minProperties": 1})
+
+    thumbnailHeights: list[Height] = pydantic.Field(None, max_length=16)  # type: ignore[arg-type]
+    originalViaLinks: bool = None  # type: ignore[assignment]
+    expiringLinks: bool = None  # type: ignore[assignment]
     maxStoredBytes: Quota = None
     maxImages: Quota = None
     maxUploadBytes: Annotated[int, pydantic.Field(ge=1, le=2**62)] | None = None
@@ -51,9 +54,6 @@ class PlanPatch(Schema):
     def _something(self):
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
-        for name in ("thumbnailHeights", "originalViaLinks", "expiringLinks"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         return self
 
 
@@ -101,8 +101,24 @@ class VariantIn(Schema):
         return self
 
 
+def _lifetime_bounds(schema: dict) -> None:
+    """The document states the running server's bounds (the domain enforces them)."""
+    from ..config import Config
+    from ..context import services
+
+    try:
+        config = services().config
+        low, high = config.link_min_seconds, config.link_max_seconds
+    except RuntimeError:  # outside an app: the defaults
+        low, high = Config.link_min_seconds, Config.link_max_seconds
+    schema.update(minimum=low, maximum=high)
+
+
 class LinkIn(Schema):
-    expiresIn: int = pydantic.Field(description="Seconds the link works (IMAGEREPO_LINK_MIN/MAX_SECONDS)")
+    expiresIn: int = pydantic.Field(
+        description="Seconds the link works (IMAGEREPO_LINK_MIN_SECONDS to IMAGEREPO_LINK_MAX_SECONDS)",
+        json_schema_extra=_lifetime_bounds,
+    )
     variant: VariantIn | None = pydantic.Field(None, description="A thumbnail height and/or format; null: the original")
     format: Format | None = pydantic.Field(None, description="Shorthand for variant.format")
 
