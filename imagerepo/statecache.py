@@ -143,6 +143,8 @@ class StateCache:
                     self._valid_until = 0.0
                     self._stop.clear()
                     self._wake_r, self._wake_w = os.pipe()
+                    # A request never blocks on the wake-up pipe, even if the listener is away.
+                    os.set_blocking(self._wake_w, False)
                     self._thread = threading.Thread(target=self._run, name="statecache-listener", daemon=True)
                     self._thread.start()
 
@@ -190,6 +192,12 @@ class StateCache:
                 entries.clear()
             self._lock.notify_all()
 
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:  # full: the listener has wake-ups enough waiting
+            pass
+
     def sync(self, timeout: float = BOUND_SECONDS) -> None:
         """Return once every change committed before the call has reached this worker's cache
         (two heartbeats started after it); on timeout, empty the cache instead."""
@@ -198,7 +206,7 @@ class StateCache:
         with self._lock:
             target = self._beats + 2
             self._wanted = max(self._wanted, target)
-            os.write(self._wake_w, b"x")
+            self._wake()
             done = self._lock.wait_for(lambda: self._beats >= target or self._valid_until == 0.0, timeout)
         if not done:
             self._offline()
@@ -207,7 +215,7 @@ class StateCache:
         self._closed = True
         self._stop.set()
         if self._thread is not None and self._pid == os.getpid():
-            os.write(self._wake_w, b"x")
+            self._wake()
             self._thread.join(5)
             os.close(self._wake_r)
             os.close(self._wake_w)
