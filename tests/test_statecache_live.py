@@ -127,7 +127,9 @@ def test_a_change_nobody_announces_is_not_seen_so_the_cache_really_answers(worke
         finally:
             conn.execute("ALTER TABLE images ENABLE TRIGGER images_state_notify_update")
     after_the_bound()
-    assert 200 in statuses(image)  # stale: nothing told the workers
+    # Stale: nothing told the workers. (A worker whose listener was starved past the bound would
+    # bypass its cache and answer 404; one of three rounds of requests is enough.)
+    assert any(200 in statuses(image) for _ in range(3))
     with psycopg.connect(config.database_url, autocommit=True) as conn:
         conn.execute("UPDATE images SET updated_at = now() WHERE id = %s", (image_id,))
     after_the_bound()
