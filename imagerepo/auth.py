@@ -24,6 +24,8 @@ from . import login_limits, names, passwords, statecache, tokenstate
 from .accounts import AccountDisabled, AccountGone, InvalidCredentials, NameTaken
 from .context import services
 from .errors import error_response
+from .plans import service as plans
+from .plans.schemas import PlanOut, UsageOut
 from .validation import Schema, SparseSchema, api
 
 bp = Blueprint("auth", __name__)
@@ -74,7 +76,7 @@ class UserOut(SparseSchema):
     """An account as every route shows it (to itself, or to an administrator); never its
     password hash."""
 
-    sparse_fields = ("images",)
+    sparse_fields = ("images", "plan", "usage")
 
     id: int
     name: str
@@ -83,6 +85,8 @@ class UserOut(SparseSchema):
     isDisabled: bool
     images: int | None = pydantic.Field(None, description="Images the account owns (administrators' listings)")
     createdAt: dt.datetime
+    plan: PlanOut | None = pydantic.Field(None, description="The account's plan (/me only)")
+    usage: UsageOut | None = pydantic.Field(None, description="Use of each quota of the plan (/me only)")
 
 
 class TokensOut(Schema):
@@ -242,12 +246,15 @@ def revoke_token(db, claims: dict) -> None:
 
 
 @bp.get("/me")
-@api(response=UserOut, summary="The account the token belongs to")
+@api(response=UserOut, summary="The account the token belongs to, with its plan and the use of each quota")
 def me():
     user = get_user(services().db, current_user_id())
-    if user is None:
+    plan = plans.account_plan(services().db, current_user_id())
+    if user is None or plan is None:
         raise AccountGone()
-    return user_out(user)
+    out = user_out(user)
+    out.plan, out.usage = plans.plan_out(plan), plans.usage_out(plan)
+    return out
 
 
 def init_jwt(app: Flask) -> None:

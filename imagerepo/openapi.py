@@ -47,7 +47,24 @@ _STATUS_TEXT = {
     416: "Range not satisfiable",
     422: "Failed validation",
     429: "Too many attempts",
+    507: "Disk full: nothing was stored",
 }
+
+
+def _edge_responses(op: dict, error_ref: dict, has_body: bool) -> None:
+    """What the request edge answers on any route (README, "Security limits"): 401 for a
+    malformed Authorization header everywhere, 400/413 for a body that is malformed, cut short
+    or over the route's limit, and Retry-After on every 429."""
+    error = {"content": {"application/json": {"schema": error_ref}}}
+    responses = op["responses"]
+    responses.setdefault("401", {"description": "Malformed Authorization header, or a bad token", **error})
+    if has_body:
+        responses.setdefault("400", {"description": "Malformed body, or shorter than its Content-Length", **error})
+        responses.setdefault("413", {"description": "Body over this route's limit", **error})
+    if "429" in responses:
+        responses["429"]["headers"] = {
+            "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+        }
 
 
 def openapi_document(app: Flask) -> dict:
@@ -114,9 +131,7 @@ def openapi_document(app: Flask) -> dict:
             if spec["auth"]:
                 # "optional": anonymous callers are served too; a token that is sent must be valid.
                 op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
-                op["responses"].setdefault(
-                    "401", {"description": _STATUS_TEXT[401], "content": {"application/json": {"schema": error_ref}}}
-                )
+            _edge_responses(op, error_ref, has_body="requestBody" in op)
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from ..context import services
 from ..pagination import decode_class_cursor, decode_time_cursor, encode_class_cursor, encode_time_cursor, page
+from ..plans import view as plan_view
 from ..tags import queries as tag_queries
+from ..variants.images import thumbnail_url
 from . import queries
 from .errors import LoginRequired
 from .schemas import ImageFilters, ImageListOut, ListQuery, image_out
@@ -52,11 +54,16 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None, 
             if ranked
             else (lambda r: encode_time_cursor(r["created_at"], r["id"])),
         )
-        return tag_queries.attach_tags(conn, rows), next_cursor
+        return plan_view.attach(conn, tag_queries.attach_tags(conn, rows), viewer), next_cursor
 
 
 def listing(viewer: int | None, query: ListQuery) -> ImageListOut:
     if query.mine and viewer is None:
         raise LoginRequired("mine=1 needs a bearer token")
     rows, next_cursor = list_images(viewer, query.mine, query.limit, query.cursor, query)
-    return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+    if query.thumbnail is None:
+        return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+    return ImageListOut(
+        images=[image_out(r, viewer, thumbnailUrl=thumbnail_url(r, viewer, query.thumbnail)) for r in rows],
+        nextCursor=next_cursor,
+    )

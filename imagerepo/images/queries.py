@@ -10,8 +10,11 @@ import dataclasses
 import datetime as dt
 import re
 
-# Every image holds one reference to its object; the blob store's fsck counts them with this.
-OBJECT_REFERENCES_SQL = "SELECT object_digest FROM images"
+from ..variants.queries import VARIANT_REFERENCES_SQL
+
+# Every image holds one reference to its object, and every variant one to its derived object;
+# the blob store's collector and fsck count references with this.
+OBJECT_REFERENCES_SQL = "SELECT object_digest FROM images UNION ALL " + VARIANT_REFERENCES_SQL
 
 COLUMNS = (
     "i.id, i.owner_id, i.object_digest, i.filename, i.content_type, i.width, i.height,"
@@ -75,7 +78,12 @@ def delete_image(conn, image_id: int) -> None:
 
 
 def user_id_by_name(conn, name: str) -> int | None:
-    row = conn.execute("SELECT id FROM users WHERE name = %s", (name,)).fetchone()
+    # By key, as logins are (names.py): every spelling of a name finds its owner. Accounts that
+    # collided before keys existed share one: the exact spelling wins, then the name's holder.
+    row = conn.execute(
+        "SELECT id FROM users WHERE name_key = user_name_key(%s) ORDER BY (name = %s) DESC, name_collision, id LIMIT 1",
+        (name, name),
+    ).fetchone()
     return row["id"] if row else None
 
 
