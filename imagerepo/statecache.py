@@ -151,7 +151,9 @@ class StateCache:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, application_name="imagerepo-statecache") as conn:
+                # Named with the worker's pid, so an operator (and the tests) can tell whose it is.
+                name = f"imagerepo-statecache {os.getpid()}"
+                with psycopg.connect(self.url, autocommit=True, application_name=name) as conn:
                     conn.add_notify_handler(self._on_notice)
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.clear()  # what was cached before LISTEN may have missed a notice
