@@ -149,6 +149,7 @@ class StateCache:
                     self._thread.start()
 
     def _run(self) -> None:
+        delay = _RECONNECT_SECONDS
         while not self._stop.is_set():
             try:
                 # Named with the worker's pid, so an operator (and the tests) can tell whose it is.
@@ -157,12 +158,17 @@ class StateCache:
                     conn.add_notify_handler(self._on_notice)
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.clear()  # what was cached before LISTEN may have missed a notice
+                    delay = _RECONNECT_SECONDS
                     self._listen(conn)
             except psycopg.Error as err:
                 self._offline()
-                log.warning("state cache: listener connection lost (%s); bypassing the cache", err)
+                # Said once per outage; retried at 0.5 s, doubling up to 8 s (a server at its
+                # connection limit is not helped by a worker knocking twice a second).
+                if delay == _RECONNECT_SECONDS:
+                    log.warning("state cache: listener connection lost (%s); bypassing the cache", err)
                 self.stats["reconnects"] += 1
-                self._stop.wait(_RECONNECT_SECONDS)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 8.0)
         self._offline()
 
     def _listen(self, conn: psycopg.Connection) -> None:
