@@ -24,6 +24,7 @@ from . import login_limits, names, passwords, statecache, tokenstate
 from .accounts import AccountDisabled, AccountGone, InvalidCredentials, NameTaken
 from .context import services
 from .errors import error_response
+from .fieldtypes import NOT_BLANK
 from .plans import service as plans
 from .plans.schemas import PlanOut, UsageOut
 from .validation import Schema, SparseSchema, api
@@ -66,9 +67,11 @@ class RegisterIn(Schema):
 
 
 class LoginIn(Schema):
-    username: Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=320)] = (
-        pydantic.Field(description="User name or email")
-    )
+    username: Annotated[
+        str,
+        pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
+        pydantic.WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 320, "pattern": NOT_BLANK}),
+    ] = pydantic.Field(description="User name or email")
     password: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=1024)]
 
 
@@ -286,6 +289,7 @@ def init_jwt(app: Flask) -> None:
     # Token checks: verified tokens remembered, revocation and accounts from the state cache.
     state = statecache.StateCache(services(app).db.url, enabled=config.state_cache)
     app.extensions["imagerepo_state"] = state
+    services(app).db.on_close(state.close)  # its listener connection goes with the pool
     tokenstate.install(app, jwt, state)
 
     def unauthorized(message: str):

@@ -18,6 +18,20 @@ _MAX_ID = 2**63
 MAX_PAGE_SIZE = 100
 # The `limit` query parameter of every listing; each gives its own default.
 PageSize = Annotated[int, pydantic.Field(ge=1, le=MAX_PAGE_SIZE)]
+# The `cursor` query parameter of every listing. The document states the alphabet cursors are
+# made of; anything else, of that alphabet or not, is the same 400 `invalid_cursor`.
+Cursor = Annotated[
+    str,
+    pydantic.Field(max_length=200),
+    pydantic.WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 200,
+            "pattern": "^[A-Za-z0-9_-]*$",
+            "description": "nextCursor of the previous page (opaque: any other value is 400 invalid_cursor)",
+        }
+    ),
+]
 
 Row = TypeVar("Row")
 

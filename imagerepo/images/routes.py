@@ -185,6 +185,7 @@ def get_image(image_id: int, query: ImageAccessQuery):
         " 304 when If-None-Match matches",
         "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     },
+    other_statuses={206: "The range asked for (Content-Range)", 304: "Not modified: If-None-Match matches the ETag"},
 )
 def get_content(image_id: int, query: ContentQuery):
     viewer = access.caller_id(optional=True)
