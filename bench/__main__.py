@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import clients, listing, scan, small_gets, transfers
+from bench import clients, listing, reads, scan, small_gets, transfers
 from bench.harness import FULL, QUICK, Bench, accounts, cache_size, machine
 from bench.report import evaluate_targets, table, write_json
 from bench.servers import Gunicorn, Profiler, database, log
@@ -91,6 +91,8 @@ def run(bench: Bench, phases: set[str]) -> None:
                     bench.payload(bench.plan.small_get_bytes), "listed.png"
                 )
                 listing.listing(bench, server, database_url, tokens[0], users, listed["sha256"])
+                log("search: a word in 10% of as many images again (bench/reads.py)")
+                reads.search_into(bench, server, database_url, users[0], tokens[0])
     bench.notes += [
         "MB = 10^6 bytes. Each figure: median of the runs (min-max).",
         "Cold downloads come from a server with IMAGEREPO_CACHE_BYTES=0, so every chunk is read from"

@@ -39,6 +39,9 @@ FIGURES = [
     "list_first_p95_ms",
     "list_deep_p50_ms",
     "list_deep_p95_ms",
+    "search_first_p95_ms",
+    "search_deep_p95_ms",
+    "search_unfiltered_p95_ms",
     "rss_growth_upload_large_MiB",
     "rss_growth_download_cold_large_MiB",
     "rss_growth_scan_MiB",
@@ -65,10 +68,10 @@ def test_quick_benchmark_reports_every_figure_and_target(tmp_path):
         assert figure["min"] <= figure["median"] <= figure["max"], key
         # Rates and latencies are positive; memory growth may be zero on tiny sizes.
         assert figure["min"] > 0 or key.startswith("rss_growth") and figure["min"] >= 0, (key, figure)
-    assert len(report["targets"]) == 16
+    assert len(report["targets"]) == 18
     assert all(isinstance(t["pass"], bool) for t in report["targets"])
     # The table is printed, with every target's verdict.
-    assert result.stdout.count("| PASS |") + result.stdout.count("| FAIL |") == 16
+    assert result.stdout.count("| PASS |") + result.stdout.count("| FAIL |") == 18
     assert "100 KiB GET c=16 vs Flask ceiling" in result.stdout
 
 
