@@ -10,7 +10,7 @@ from flask import Blueprint
 from .accounts import AdminOnly, CannotDisableSelf, UserNotFound
 from .auth import UserOut, current_user_id, get_user, user_out
 from .context import services
-from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
+from .pagination import Cursor, PageSize, decode_time_cursor, encode_time_cursor, page
 from .validation import Schema, api
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -25,7 +25,7 @@ def require_admin() -> dict:
 
 class UsersQuery(Schema):
     limit: PageSize = 50
-    cursor: str | None = None
+    cursor: Cursor | None = None
 
 
 class UsersPageOut(Schema):

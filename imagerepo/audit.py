@@ -23,7 +23,8 @@ from flask_jwt_extended import get_jwt
 from .accounts import AccountGone, AdminOnly
 from .auth import current_user_id
 from .context import services
-from .pagination import PageSize, decode_time_cursor, encode_time_cursor, page
+from .fieldtypes import Instant
+from .pagination import Cursor, PageSize, decode_time_cursor, encode_time_cursor, page
 from .validation import Schema, api
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,14 @@ def init_audit(app: Flask) -> None:
 
 class AuditQuery(Schema):
     limit: PageSize = 50
-    cursor: str | None = None
+    cursor: Cursor | None = None
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] | None = None
     path: Annotated[str, pydantic.StringConstraints(max_length=2000)] | None = pydantic.Field(
         None, description="path prefix, e.g. /images"
     )
     status: Annotated[int, pydantic.Field(ge=100, le=599)] | None = None
-    from_: dt.datetime | None = pydantic.Field(None, alias="from")
-    to: dt.datetime | None = None
+    from_: Instant | None = pydantic.Field(None, alias="from")
+    to: Instant | None = None
     user: Annotated[int, pydantic.Field(ge=1)] | None = pydantic.Field(
         None, description="admins only: one user's records"
     )

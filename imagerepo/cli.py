@@ -13,6 +13,8 @@ from . import cli_storage
 from . import db as dbmod
 from .blobstore.errors import StoreUnavailable
 from .config import Config, ConfigError
+from .variants.queries import reference_counts
+from .worker import add_command as add_worker_command
 
 
 class ProgressPrinter:
@@ -213,8 +215,7 @@ def cmd_gc(args, config: Config) -> int:
 
 def cmd_stats(args, config: Config) -> int:
     blobs = _blobstore(config)
-    stats = blobs.stats()
-    print(json.dumps({"images": stats.pop("references"), **stats}, indent=2))
+    print(json.dumps(reference_counts(blobs.db, blobs.stats()), indent=2))
     return 0
 
 
@@ -317,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=200, help="images to generate")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
     p.set_defaults(func=cmd_seed_demo)
+    add_worker_command(sub)
+    from .plans.cli import add_commands  # plans' commands live in their own package
+
+    add_commands(sub, _database)
     cli_storage.register(sub, ProgressPrinter, _database)  # migrate-chunks
     return parser
 

@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 from flask import Flask
 
+from .fieldtypes import FLAG_TEXT_PATTERN
 from .validation import ErrorOut
 
 # A werkzeug rule argument: <name> or <converter:name>.
@@ -45,10 +46,58 @@ _STATUS_TEXT = {
     413: "Too large",
     415: "Not an accepted image type",
     416: "Range not satisfiable",
+    414: "Request line too long (over 4094 bytes): answered by gunicorn, as HTML",
     422: "Failed validation",
     429: "Too many attempts",
-    507: "Disk full: nothing was stored",
+    507: "The server's storage is full: nothing was stored",
 }
+
+# PostgreSQL text cannot hold NUL: every request string refuses it (422, imagerepo.validation).
+_NO_NUL = "^[^\u0000]*$"
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}}}
+_HTML_414 = {
+    "description": _STATUS_TEXT[414],
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+
+
+def _no_nul(schema: Any) -> None:
+    """Add the NUL refusal to every string schema (in place) that has no pattern or format."""
+    if isinstance(schema, list):
+        for item in schema:
+            _no_nul(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema and "enum" not in schema:
+        schema["pattern"] = _NO_NUL
+    for value in schema.values():
+        if isinstance(value, (dict, list)):
+            _no_nul(value)
+
+
+def _form_schema(schema: dict) -> None:
+    """A multipart form's text fields (in place): no `null` (a part is text), and an empty field
+    is taken as not given (imagerepo.validation._form_fields_given), whatever the field's type."""
+    for name, prop in schema.get("properties", {}).items():
+        if prop.get("format") == "binary" or prop.get("items", {}).get("format") == "binary":
+            continue
+        prop = _query_schema(prop)
+        if prop.get("type") == "boolean":  # imagerepo.fieldtypes.TextFlag, as text
+            prop = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": FLAG_TEXT_PATTERN}]}
+        meta = {key: prop.pop(key) for key in ("title", "description", "default") if key in prop}
+        schema["properties"][name] = {**meta, "anyOf": [{"type": "string", "maxLength": 0}, prop]}
+
+
+def _query_schema(prop: dict) -> dict:
+    """A query parameter is absent or a string: `null`, which pydantic adds to optional fields,
+    cannot be sent, so it is left out of the parameter's schema."""
+    options = prop.get("anyOf")
+    if options is None:
+        return prop
+    kept = [option for option in options if option.get("type") != "null"]
+    rest = {key: value for key, value in prop.items() if key != "anyOf"}
+    return {**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept}
 
 
 def _edge_responses(op: dict, error_ref: dict, has_body: bool) -> None:
@@ -70,10 +119,16 @@ def _edge_responses(op: dict, error_ref: dict, has_body: bool) -> None:
 def openapi_document(app: Flask) -> dict:
     components: dict[str, Any] = {}
 
-    def ref(model) -> dict:
+    def ref(model, request: bool = False, form: bool = False) -> dict:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+        if form:
+            _form_schema(schema)
         for name, sub in schema.pop("$defs", {}).items():
             components[name] = sub
+            if request:
+                _no_nul(sub)
+        if request:
+            _no_nul(schema)
         components[model.__name__] = schema
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -94,7 +149,7 @@ def openapi_document(app: Flask) -> dict:
                         "name": name,
                         "in": "query",
                         "required": name in required,
-                        "schema": prop,
+                        "schema": _query_schema(prop),
                         **({"description": prop["description"]} if "description" in prop else {}),
                     }
                 )
@@ -107,11 +162,14 @@ def openapi_document(app: Flask) -> dict:
                 "parameters": params + spec["parameters"],
             }
             if spec["body"] is not None:
-                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec["body"])}}}
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(spec["body"], request=True)}},
+                }
             elif spec.get("form") is not None:
                 op["requestBody"] = {
                     "required": True,
-                    "content": {"multipart/form-data": {"schema": ref(spec["form"])}},
+                    "content": {"multipart/form-data": {"schema": ref(spec["form"], request=True, form=True)}},
                 }
             elif spec["request_doc"] is not None:
                 op["requestBody"] = spec["request_doc"]
@@ -122,17 +180,32 @@ def openapi_document(app: Flask) -> dict:
                 ok.update(spec["response_doc"])
             op["responses"] = {str(spec["status"]): ok}
             for code, text in spec.get("other_statuses", {}).items():
-                op["responses"][str(code)] = {**ok, "description": text}
-            for code, text in spec["responses"].items():
+                # 304 Not Modified has no body.
+                op["responses"][str(code)] = {"description": text} if code == 304 else {**ok, "description": text}
+            errors = dict(spec["responses"])
+            if "requestBody" in op:
+                # Every body is checked before the view runs (imagerepo.validation, request_body).
+                errors.setdefault(400, "Missing or malformed body")
+                errors.setdefault(413, "Body over the route's limit")
+            if method != "GET":
+                errors.setdefault(507, "")
+            for code, text in errors.items():
                 op["responses"][str(code)] = {
                     "description": text or _STATUS_TEXT.get(code, ""),
                     "content": {"application/json": {"schema": error_ref}},
                 }
+                if code == 429:
+                    op["responses"][str(code)]["headers"] = _RETRY_AFTER
+            if any(param["in"] in ("query", "path") for param in op["parameters"]):
+                op["responses"]["414"] = _HTML_414
             if spec["auth"]:
                 # "optional": anonymous callers are served too; a token that is sent must be valid.
                 op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
             _edge_responses(op, error_ref, has_body="requestBody" in op)
             paths.setdefault(path, {})[method.lower()] = op
+    for operations in paths.values():
+        for op in operations.values():
+            _no_nul([param["schema"] for param in op["parameters"] if param["in"] == "query"])
     return {
         "openapi": "3.1.0",
         "info": {

@@ -133,6 +133,7 @@ def app(config):
     application.extensions["imagerepo_audit"].flush()
     svc = application.extensions["imagerepo"]
     svc.blobs.stop_background_collector()
+    application.extensions["imagerepo_state"].close()  # its listener thread and connection
     svc.db.close()
 
 

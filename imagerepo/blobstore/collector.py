@@ -67,6 +67,8 @@ class Collector:
         self.object_references_sql = object_references_sql
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # Other owners' clean-ups run with each collection (the app adds expired share links').
+        self.extra_sweeps: list[Callable[[], object]] = []
 
     def collect_garbage(
         self, grace_seconds: int | None = None, progress: Progress | None = None, sweep_files: bool = True
@@ -79,6 +81,8 @@ class Collector:
         self._free_chunks(grace, report, progress)
         if sweep_files:
             self._sweep_files(grace, report, progress)
+        for sweep in self.extra_sweeps:
+            sweep()
         self.counters.inc("gc_runs")
         self.counters.inc("gc_chunks_freed", report.chunks_freed)
         return report

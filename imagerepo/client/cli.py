@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from . import share
 from .commands import (
     cmd_delete,
     cmd_download,
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=_image_id, metavar="ID")
     p.add_argument("--out", metavar="DIR", help=f"directory to save into (default: {DEFAULT_OUTPUT_DIR})")
     p.add_argument("--access-key", help="key of someone else's private image")
+    p.add_argument("--width", type=int, help="a variant this many pixels wide (the server's size grid)")
+    p.add_argument("--height", type=int, help="a variant this many pixels high")
+    p.add_argument("--fit", choices=("inside", "cover"), help="inside (default) or cover (crop; needs both sides)")
+    p.add_argument("--format", choices=("jpeg", "png", "webp", "avif"), help="the variant's format")
+    p.add_argument("--quality", type=int, help="50, 70, 80 or 90 (jpeg, webp, avif)")
 
     p = command("private", cmd_private, "make one of your images private")
     p.add_argument("id", type=_image_id, metavar="ID")
@@ -104,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("delete", cmd_delete, "delete one of your images")
     p.add_argument("id", type=_image_id, metavar="ID")
+    share.add_commands(command, _image_id)  # share, links, unshare
     return parser
 
 

@@ -13,6 +13,7 @@ from flask import Response, request
 from ..context import services
 from ..imagetypes import download_name
 from ..stack.accel import accel_response
+from ..variants.service import Variant
 from .errors import RangeNotSatisfiable
 
 
@@ -95,3 +96,17 @@ def content_response(row, download: bool) -> Response:
     response = Response(body, status=status, headers=headers, mimetype=row["content_type"], direct_passthrough=True)
     response.headers["Content-Type"] = row["content_type"]
     return response
+
+
+def variant_row(row, variant: Variant) -> dict:
+    """The image row with the variant's object in place of the original's, for
+    `content_response`: its digest (the ETag), size, type, and the name with its extension."""
+    stem = row["filename"].rsplit(".", 1)[0] if "." in row["filename"].lstrip(".") else row["filename"]
+    return {
+        **row,
+        "object_digest": bytes.fromhex(variant.digest),
+        "size": variant.size,
+        "chunk_size": variant.chunk_size,
+        "content_type": variant.content_type,
+        "filename": f"{stem}.{variant.transform.extension}",
+    }

@@ -7,17 +7,26 @@ import datetime as dt
 from typing import Annotated
 
 import pydantic
+from pydantic.json_schema import SkipJsonSchema
 
 from .. import imagetypes
-from ..pagination import PageSize
+from ..fieldtypes import NOT_BLANK, InstantText, JsonFlag, TextFlag, parse_instant
+from ..pagination import Cursor, PageSize
+from ..plans import view as plan_view
+from ..plans.schemas import LinkOut
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
+from ..variants.transform import SIZES
 from .queries import search_words
 from .upload import MAX_BATCH_FILES
 
 Description = Annotated[str, pydantic.StringConstraints(max_length=5000)]
-AccessKey = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-IsPrivate = Annotated[bool, pydantic.Field(description="0/1 or true/false")]
+AccessKey = Annotated[
+    str,
+    pydantic.StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+    pydantic.WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256, "pattern": NOT_BLANK}),
+]
+IsPrivate = TextFlag
 
 
 class UploadForm(Schema):
@@ -58,51 +67,47 @@ class BatchForm(Schema):
 
 
 class ImageAccessQuery(Schema):
-    accesskey: str | None = pydantic.Field(
-        None, max_length=1024, description="Access key of someone else's private image (or header X-Access-Key)"
+    accesskey: Annotated[str, pydantic.StringConstraints(max_length=1024)] | None = pydantic.Field(
+        None, description="Access key of someone else's private image (or header X-Access-Key)"
     )
 
 
+_Param = Annotated[str, pydantic.StringConstraints(max_length=20)]
+
+
 class ContentQuery(ImageAccessQuery):
-    download: bool = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+    """Any of width, height, fit, format, quality asks for a variant (imagerepo/variants/transform.py
+    checks them: 422 invalid_transform); none gives the original bytes."""
 
-
-def _instant(value: str) -> dt.datetime:
-    """An ISO 8601 date or date-time; no zone means UTC."""
-    if not isinstance(value, str) or len(value) > 40:
-        raise ValueError("an ISO 8601 date or date-time is required")
-    try:
-        if len(value) == 10:
-            stamp = dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
-        else:
-            stamp = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("an ISO 8601 date (2024-05-01) or date-time (2024-05-01T12:00:00Z) is required") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+    download: TextFlag = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+    width: _Param | None = pydantic.Field(None, description="Variant width in px, from the size grid (owner: 1-4096)")
+    height: _Param | None = pydantic.Field(None, description="Variant height in px, from the size grid (owner: 1-4096)")
+    fit: _Param | None = pydantic.Field(None, description="inside (default) or cover (needs width and height; crops)")
+    format: _Param | None = pydantic.Field(None, description="jpeg, png, webp or avif; default: the source's")
+    quality: _Param | None = pydantic.Field(None, description="50, 70, 80 (default) or 90; ignored for png")
+    img_format: _Param | None = pydantic.Field(None, description="jpeg or png (seed 002's name for format)")
 
 
 class ImageFilters(Schema):
     """The filters GET /images and GET /tags/<name>/images share. All of them combine (AND)."""
 
     tag: TagFields = pydantic.Field([], description="Images carrying all these tags (repeat and/or comma-separate)")
+    # At least one letter or digit: the words searched for (queries.search_words).
     q: Annotated[str, pydantic.StringConstraints(max_length=200)] | None = pydantic.Field(
-        None, description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)"
+        None,
+        description="Search file names, descriptions and tags (word prefixes; ranked: tags > name > description)",
+        json_schema_extra={"pattern": r"^[^\u0000]*[\p{L}\p{N}][^\u0000]*$"},
     )
-    from_: str | None = pydantic.Field(
+    from_: InstantText | None = pydantic.Field(
         None, alias="from", description="Created at or after (ISO 8601 date or date-time)"
     )
-    to: str | None = pydantic.Field(None, description="Created at or before (ISO 8601; a date means that whole day)")
+    to: InstantText | None = pydantic.Field(
+        None, description="Created at or before (ISO 8601; a date means that whole day; before `from`: no images)"
+    )
     owner: Annotated[str, pydantic.StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] | None = pydantic.Field(
         None, description="Owner's user name"
     )
     type: imagetypes.AcceptedType | None = pydantic.Field(None, description="Content type, e.g. image/png")
-
-    @pydantic.field_validator("from_", "to")
-    @classmethod
-    def _iso(cls, value):
-        if value is not None:
-            _instant(value)
-        return value
 
     @pydantic.field_validator("q")
     @classmethod
@@ -111,16 +116,9 @@ class ImageFilters(Schema):
             raise ValueError("q holds no letters or digits to search for")
         return value
 
-    @pydantic.model_validator(mode="after")
-    def _ordered(self):
-        after, before = self.created_after, self.created_before
-        if after is not None and before is not None and after > before:
-            raise ValueError("from is after to")
-        return self
-
     @property
     def created_after(self) -> dt.datetime | None:
-        return _instant(self.from_) if self.from_ else None
+        return parse_instant(self.from_) if self.from_ else None
 
     @property
     def created_before(self) -> dt.datetime | None:
@@ -128,26 +126,41 @@ class ImageFilters(Schema):
         if not self.to:
             return None
         try:
-            return _instant(self.to) + (dt.timedelta(days=1) if len(self.to) == 10 else dt.timedelta(microseconds=1))
+            return parse_instant(self.to) + (
+                dt.timedelta(days=1) if len(self.to) == 10 else dt.timedelta(microseconds=1)
+            )
         except OverflowError:
             return None
 
 
 class ListQuery(ImageFilters):
     limit: PageSize = 20
-    cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
-    mine: bool = pydantic.Field(False, description="1: only the caller's images (needs a token)")
+    cursor: Cursor | None = None
+    mine: TextFlag = pydantic.Field(False, description="1: only the caller's images (needs a token)")
+    thumbnail: int | None = pydantic.Field(
+        None, description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image"
+    )
+
+    @pydantic.field_validator("thumbnail")
+    @classmethod
+    def _on_the_grid(cls, value: int | None) -> int | None:
+        if value is not None and value not in SIZES:
+            raise ValueError(f"must be one of {', '.join(map(str, SIZES))}")
+        return value
 
 
 class ImagePut(Schema):
     description: Description
-    isPrivate: bool
+    isPrivate: JsonFlag
     accessKey: AccessKey | None = None
 
 
 class ImagePatch(Schema):
-    description: Description | None = None
-    isPrivate: bool | None = None
+    model_config = pydantic.ConfigDict(json_schema_extra={"minProperties": 1})
+
+    # Optional, but not nullable: leave a field out to keep it.
+    description: Description | SkipJsonSchema[None] = None
+    isPrivate: JsonFlag | SkipJsonSchema[None] = None
     accessKey: AccessKey | None = None
 
     @pydantic.model_validator(mode="after")
@@ -165,8 +178,21 @@ class TagsPut(Schema):
     tags: TagNames = pydantic.Field(description="The image's tags from now on (an empty list removes them all)")
 
 
+class VariantOut(Schema):
+    width: int | None = pydantic.Field(description="Pixels (predicted when it does not exist yet)")
+    height: int | None
+    format: str
+    url: str = pydantic.Field(description="Path of its content (with the access key for the owner of a private image)")
+    exists: bool = pydantic.Field(description="False: made on the first request (or by the background worker)")
+
+
+class Thumbnail(Schema):
+    height: int
+    url: str
+
+
 class ImageOut(SparseSchema):
-    sparse_fields = ("accessKey",)
+    sparse_fields = ("accessKey", "variants", "thumbnailUrl", "thumbnails", "originalUrl", "shareLinks")
 
     id: int
     name: str
@@ -184,9 +210,17 @@ class ImageOut(SparseSchema):
     updatedAt: dt.datetime
     url: str = pydantic.Field(description="Path of the content")
     tags: list[str] = pydantic.Field(description="Tag names, sorted")
+    variants: list[VariantOut] | None = pydantic.Field(
+        None, description="Variants that exist or are made in the background (one image's JSON, not listings)"
+    )
+    thumbnailUrl: str | None = pydantic.Field(None, description="Listings with ?thumbnail=: path of that variant")
+    # What the owner's plan gives (imagerepo/plans/view.py); absent for everyone else.
+    thumbnails: list[Thumbnail] | None = pydantic.Field(None, description="Owner only: the plan's thumbnail URLs")
+    originalUrl: str | None = pydantic.Field(None, description="Owner only: the original's URL, if the plan gives it")
+    shareLinks: list[LinkOut] | None = pydantic.Field(None, description="Owner only: the image's live share links")
 
 
-def image_out(row, viewer_id: int | None) -> ImageOut:
+def image_out(row, viewer_id: int | None, **extra) -> ImageOut:
     """An image row (with its tags) as `viewer_id` may see it: the access key for the owner only."""
     fields = dict(
         id=row["id"],
@@ -207,7 +241,8 @@ def image_out(row, viewer_id: int | None) -> ImageOut:
     )
     if viewer_id is not None and viewer_id == row["owner_id"]:
         fields["accessKey"] = row["access_key"]
-    return ImageOut(**fields)
+        fields.update(plan_view.owner_fields(row))
+    return ImageOut(**fields, **extra)
 
 
 class ImageListOut(Schema):

@@ -11,7 +11,7 @@ from flask import Blueprint
 from .. import access
 from ..images.listing import LIST_ERRORS, listing
 from ..images.schemas import ImageListOut, ListQuery
-from ..pagination import InvalidCursor, PageSize, decode_parts, encode_cursor, page
+from ..pagination import Cursor, InvalidCursor, PageSize, decode_parts, encode_cursor, page
 from ..validation import Schema, api
 from .names import MAX_TAG_LENGTH, TagNotFound, name_fragment, normalise_tag
 from .queries import visible_tag_counts
@@ -24,7 +24,7 @@ class TagsQuery(Schema):
         pydantic.Field(None, description="Only tags whose name contains this (case-insensitive)")
     )
     limit: PageSize = 50
-    cursor: str | None = pydantic.Field(None, max_length=200, description="nextCursor of the previous page")
+    cursor: Cursor | None = None
 
 
 class TagOut(Schema):

@@ -13,6 +13,11 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, render_template, send_from_directory
 
 from ..context import services
+from ..images.schemas import ListQuery
+
+# The grid asks the listing for thumbnails of this height where the service makes variants (the
+# listing then takes ?thumbnail=); elsewhere it shows the originals.
+THUMBNAIL_SIZE = 200
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/web/static")
 
@@ -54,6 +59,11 @@ def _page(template: str, **context):
     return render_template(
         template,
         max_upload_bytes=services().config.max_upload_bytes,
+        thumbnail_size=THUMBNAIL_SIZE if "thumbnail" in ListQuery.model_fields else "",
+        # Share links (the plans package): the image page offers them only where the routes are.
+        share_links="share_links" in current_app.blueprints,
+        link_min_seconds=getattr(services().config, "link_min_seconds", ""),
+        link_max_seconds=getattr(services().config, "link_max_seconds", ""),
         csrf_access_cookie=config["JWT_ACCESS_CSRF_COOKIE_NAME"],
         csrf_refresh_cookie=config["JWT_REFRESH_CSRF_COOKIE_NAME"],
         **context,

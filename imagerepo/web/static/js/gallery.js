@@ -3,7 +3,7 @@
 // the address bar, and uploads.
 
 import { api, currentUser, errorMessage, loadUser, onSessionChange, openDialog } from "./session.js";
-import { altText, el, splitTags, thumbnailUrl } from "./images.js";
+import { THUMBNAIL_SIZE, altText, el, splitTags, thumbnail } from "./images.js";
 import { uploadFiles } from "./upload.js";
 
 const PAGE_SIZE = 24;
@@ -34,6 +34,7 @@ function listUrl(filters) {
   for (const tag of splitTags(filters.tag)) params.append("tag", tag);
   if (filters.mine && currentUser()) params.set("mine", "1");
   if (cursor) params.set("cursor", cursor);
+  if (THUMBNAIL_SIZE) params.set("thumbnail", String(THUMBNAIL_SIZE));
   return `/images?${params}`;
 }
 
@@ -44,14 +45,8 @@ function tagButton(tag) {
 function card(image) {
   const me = currentUser();
   const link = el("a", { href: `/view/${image.id}`, class: "card-link" });
-  const url = thumbnailUrl(image);
-  if (url) {
-    const img = el("img", { src: url, alt: altText(image), loading: "lazy", decoding: "async" });
-    if (image.width && image.height) { img.width = image.width; img.height = image.height; }
-    link.append(img);
-  } else {
-    link.append(el("span", { class: "no-preview", role: "img", "aria-label": altText(image) }, image.contentType));
-  }
+  link.append(thumbnail(image, () =>
+    el("span", { class: "no-preview", role: "img", "aria-label": altText(image) }, image.contentType)));
   const badges = el("span", { class: "badges" },
     image.isPrivate ? el("span", { class: "badge private" }, "Private") : null,
     me && image.creator === me.id ? el("span", { class: "badge mine" }, "Yours") : null);

@@ -1,9 +1,10 @@
 // The image page: the image at screen size, its details and tags; for the owner, editing
-// (description, tags, private/public, access key) and delete. Someone else's private image
+// (description, tags, private/public, access key), share links (share.js) and delete. Someone else's private image
 // opens with its key: /view/<id>?accesskey=<key>.
 
 import { api, currentUser, errorMessage, flash, loadUser, onSessionChange } from "./session.js";
 import { altText, displayable, el, formatBytes, formatDate, splitTags } from "./images.js";
+import { bindShareLinks, showShareLinks } from "./share.js";
 
 const $ = (id) => document.getElementById(id);
 const view = $("image-view");
@@ -61,7 +62,6 @@ function render() {
   $("tags-form").hidden = !owner;
   $("owner-panel").hidden = !owner;
   if (owner) renderOwner();
-  renderShareLinks();
 }
 
 function renderOwner() {
@@ -74,11 +74,6 @@ function renderOwner() {
     ? `${location.origin}/view/${image.id}?accesskey=${encodeURIComponent(image.accessKey)}`
     : "";
   $("delete-name").textContent = image.name;
-}
-
-// Share links with an expiry (issue 13) come in phase 2; this is where they are drawn.
-function renderShareLinks() {
-  $("share-links").hidden = true;
 }
 
 async function load() {
@@ -111,6 +106,7 @@ async function fetchAndRender() {
   status.textContent = "";
   view.hidden = false;
   render();
+  showShareLinks(image, isOwner());
 }
 
 // Sends a change, shows the server's refusal in `errorBox`, redraws with the answer.
@@ -188,6 +184,7 @@ function bindOwner() {
 
 async function main() {
   bindOwner();
+  bindShareLinks();
   await loadUser();
   onSessionChange(() => load());
   await load();
