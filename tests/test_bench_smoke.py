@@ -82,7 +82,8 @@ def test_s3_limit_benchmark_reports_every_measure(tmp_path, seaweed):
     env = {**os.environ, **seaweed.environment()}
     result = subprocess.run(
         [sys.executable, "-m", "bench.s3", "--chunks", "6", "--threads", "1,3", "--json", str(out)]
-        + ["--endpoint", seaweed.endpoint, "--bucket", seaweed.bucket],
+        + ["--endpoint", seaweed.endpoint, "--bucket", seaweed.bucket]
+        + ["--service-size", str(1024 * 1024), "--service-runs", "1"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -98,3 +99,10 @@ def test_s3_limit_benchmark_reports_every_measure(tmp_path, seaweed):
     for name in measures:
         assert figures[name]["MiB_per_s"] > 0 and figures[name]["p50_ms"] > 0, name
         assert name in result.stdout
+    # The service on S3 beside the limit, and one request per chunk.
+    service = figures["service"]
+    for name in ("upload_vs_raw_put", "cold_download_vs_raw_get", "cold_download_vs_raw_get_x8"):
+        assert service[name] > 0, name
+    assert service["requests_per_chunk"]["new_upload"] == {"PutObject": 1.0}
+    assert service["requests_per_chunk"]["cold_read"] == {"GetObject": 1.0}
+    assert "The service on S3" in result.stdout
