@@ -20,3 +20,35 @@ preload_app = False
 accesslog = "-"
 # The access key travels in ?accesskey= for compatibility; keep query strings out of the log.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss'
+
+# Metrics (imagerepo/metrics.py): every worker writes its values to files in one directory, so a
+# scrape of any worker covers them all. A fresh directory per run unless the operator (or
+# `imagerepo serve`) names one; set here, before any worker imports prometheus_client.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imagerepo-metrics-")
+    os.environ["IMAGEREPO_METRICS_DIR_OWNED"] = str(os.getpid())
+
+
+def on_starting(server):
+    # A directory given by the operator may hold the files of an earlier run: counters would
+    # start from that run's totals and its dead workers' gauges would count as live.
+    import glob
+
+    for leftover in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(leftover)
+
+
+def child_exit(server, worker):
+    # The worker's live gauges (cache size, pool) leave the sum; its counters stay in the totals.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if os.environ.get("IMAGEREPO_METRICS_DIR_OWNED") == str(os.getpid()):
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

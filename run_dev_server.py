@@ -54,9 +54,15 @@ def main() -> int:
             return 0
         from imagerepo import create_app
         from imagerepo.serving import DevRequestHandler
+        from imagerepo.worker import InProcessWorker
 
         app = create_app(config)
-        app.run(host=args.host, port=args.port, threaded=True, request_handler=DevRequestHandler)
+        # The background job worker (variants after upload) in this process: nothing else to run.
+        worker = InProcessWorker(app.extensions["imagerepo"]).start()
+        try:
+            app.run(host=args.host, port=args.port, threaded=True, request_handler=DevRequestHandler)
+        finally:
+            worker.stop()
         return 0
     finally:
         if started_embedded:

@@ -1,4 +1,5 @@
 """python -m bench.s3 [--chunks N] [--threads 1,4,16] [--endpoint URL --bucket NAME] [--json PATH]
+                    [--service-size BYTES] [--service-runs N] [--no-service]
 
 The S3 limit: what one client process gets from the object store for 256 KiB chunks, PUT and
 GET, sequential and from N threads, measured two ways on the same botocore client:
@@ -8,7 +9,9 @@ GET, sequential and from N threads, measured two ways on the same botocore clien
           server) and If-None-Match: * (one request, 412 when present). `store_reput` PUTs
           chunks that are present already (the server answers 412 before the body is sent).
 
-Every chunk PUT is a new key, every GET reads a chunk of this run once. Without --endpoint a
+Then the service itself on the same server (bench/s3_service.py): uploads and cold downloads
+through the real gunicorn server beside raw PUT/GET of the same chunks, and S3 requests per
+chunk. Every chunk PUT is a new key, every GET reads a chunk of this run once. Without --endpoint a
 SeaweedFS (`weed mini`, tests/seaweed.py) is started on loopback for the run; with it,
 credentials come from the standard AWS variables. Progress goes to stderr, a table to stdout.
 """
@@ -50,6 +53,9 @@ def parse_args(argv=None):
     parser.add_argument("--bucket", help="the bucket at --endpoint")
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--service-size", type=int, default=32 * MiB, help="image size for the service measure")
+    parser.add_argument("--service-runs", type=int, default=3)
+    parser.add_argument("--no-service", action="store_true", help="only the chunk-level limit")
     args = parser.parse_args(argv)
     args.threads = [int(t) for t in args.threads.split(",")]
     if args.endpoint and not args.bucket:
@@ -164,6 +170,13 @@ def main(argv=None) -> int:
             prefix=f"bench-{uuid.uuid4().hex[:8]}",
             max_connections=max_connections,
         )
+        s3_env = {
+            "IMAGEREPO_CHUNK_STORE": "s3",
+            "IMAGEREPO_S3_ENDPOINT": args.endpoint,
+            "IMAGEREPO_S3_BUCKET": args.bucket,
+            "IMAGEREPO_S3_PREFIX": store.prefix.rstrip("/"),
+            "IMAGEREPO_S3_REGION": args.region,
+        }
     else:
         sys.path.insert(0, str(PROJECT_ROOT / "tests"))
         from seaweed import SeaweedServer
@@ -180,18 +193,30 @@ def main(argv=None) -> int:
             credentials=(server.access_key, server.secret_key),
             max_connections=max_connections,
         )
+        s3_env = server.environment("bench")
+    service = None
     try:
         store.ping()
         results = run(store, args)
+        if not args.no_service:
+            from bench import s3_service
+
+            service = s3_service.measure(store, s3_env, local, args.service_size, args.service_runs, args.chunk_size)
     finally:
         if server is not None:
             log("stopping SeaweedFS")
             server.stop()
         shutil.rmtree(local, ignore_errors=True)
     print(table(results, args.chunk_size))
+    if service is not None:
+        from bench import s3_service
+
+        print()
+        print(s3_service.table(service))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"chunk_size": args.chunk_size, "chunks": args.chunks, **results}, indent=2))
+        figures = {"chunk_size": args.chunk_size, "chunks": args.chunks, **results, "service": service}
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
 
 

@@ -108,24 +108,12 @@ def _hot_hit_rate(server: Gunicorn, token: str, hot: list[str], big: list[str], 
 
 
 def cache_counters(server: Gunicorn) -> dict[str, int]:
-    """The chunk-cache counters summed over every worker. /metrics answers for the worker that
-    takes the connection, so scrape on fresh connections, a burst at a time, until each worker
-    has answered."""
-    workers = set(server.pids()[1:])
-    answers: dict[int, dict[str, int]] = {}
-
-    def scrape(_) -> tuple[int, dict[str, int]]:
-        client = clients.Client(server.url, METRICS_TOKEN)
-        try:
-            _, _, text = client.request("GET", "/metrics", headers={"Connection": "close"})
-        finally:
-            client.close()
-        found = re.findall(r'^imagerepo_cache_(\w+)_total\{pid="(\d+)"\} (\d+)$', text.decode(), re.MULTILINE)
-        return int(found[0][1]), {name: int(value) for name, _, value in found}
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        for _ in range(25):
-            answers.update(pool.map(scrape, range(8)))
-            if workers <= set(answers):
-                return {name: sum(a[name] for a in answers.values()) for name in ("hits", "misses", "bypassed")}
-    raise RuntimeError(f"/metrics of {server.url}: workers {sorted(workers)}, answers from {sorted(answers)}")
+    """The chunk-cache counters of every worker: one /metrics scrape covers them all
+    (prometheus_client's multiprocess mode, see imagerepo/metrics.py)."""
+    client = clients.Client(server.url, METRICS_TOKEN)
+    try:
+        _, _, text = client.request("GET", "/metrics", headers={"Connection": "close"})
+    finally:
+        client.close()
+    found = dict(re.findall(r"^imagerepo_cache_(\w+)_total ([0-9.e+]+)$", text.decode(), re.MULTILINE))
+    return {name: int(float(found[name])) for name in ("hits", "misses", "bypassed")}

@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sources, few runs: checks the harness")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--no-http", action="store_true", help="skip the phase against the real server")
     parser.add_argument("--child-rss", nargs=4, metavar=("PATH", "TYPE", "WIDTH", "LIB"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_rss:
@@ -178,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     figures: dict[str, dict] = {}
+    made: list[tuple[str, str, Path]] = []
+    http_runs: dict[str, int] = {}
+    http: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-variants-") as workdir:
         for name, source_type, width, height, runs in SOURCES:
             if args.quick:
@@ -193,7 +197,16 @@ def main(argv: list[str] | None = None) -> int:
             for library in LIBRARIES:
                 log(f"{name}: {library}, peak RSS in a fresh process")
                 entry[library].update(rss=measure_rss(path, source_type, TARGET_WIDTH, library))
+            made.append((name, source_type, path))
+            http_runs[name] = runs
+        if not args.no_http:
+            from bench import variants_http
+
+            http = variants_http.measure(made, http_runs, Path(workdir))
     print(table(figures))
+    if http:
+        print()
+        print(variants_http.table(http, figures))
     meta = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -201,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"meta": meta, "figures": figures}, indent=2))
+    args.json.write_text(json.dumps({"meta": meta, "figures": figures, "http": http}, indent=2))
     log(f"figures written to {args.json}")
     return 0
 

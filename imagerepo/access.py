@@ -22,13 +22,14 @@ import hmac
 import secrets
 from typing import Literal, overload
 
-from flask import request
+from flask import current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from .context import services
 from .images.errors import ImageNotFound, NotOwner, TooManyAttempts, WrongAccessKey
 from .images.queries import find_image
 from .login_limits import client_key
+from .statecache import StateCache
 
 # Stands in for the stored key of an id that has none, so the comparison still runs.
 _NO_KEY = secrets.token_urlsafe(24)
@@ -56,6 +57,10 @@ def caller_id(optional: bool = False) -> int | None:
     return int(identity) if identity is not None else None
 
 
+def state_cache() -> StateCache:
+    return current_app.extensions["imagerepo_state"]
+
+
 def presented_key(query_key: str | None) -> str | None:
     key = request.headers.get("X-Access-Key") or query_key
     return key or None
@@ -68,8 +73,16 @@ def _client() -> str:
 def visible_image(image_id: int, viewer: int | None, key: str | None):
     """The image row if `viewer` (None: anonymous) with `key` may see it; else the error."""
     db = services().db
-    with db.read() as conn:  # the common case (public, or the owner) is this one statement
-        row = find_image(conn, image_id)
+
+    def load():
+        with db.read() as conn:
+            return find_image(conn, image_id)
+
+    # The common case (public, or the owner) is decided from the worker's state cache (kept
+    # true by LISTEN/NOTIFY within its bound, see statecache.py), else from this one statement.
+    # A copy: the caller may add to its row, the cache's stays as read.
+    cached = state_cache().cached("image", image_id, load) if 0 < image_id < 2**63 else None
+    row = dict(cached) if cached is not None else None
     if row is not None and (not row["is_private"] or row["owner_id"] == viewer):
         return row
     if key is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from flask import Flask
@@ -37,6 +38,10 @@ def create_app(config: Config | None = None) -> Flask:
     from .blobstore import BlobStore
     from .images import routes as images
     from .images.queries import OBJECT_REFERENCES_SQL
+    from .plans import link_routes
+    from .plans import links as plan_links
+    from .plans import routes as plan_routes
+    from .plans import service as plans
     from .tags import routes as tags
 
     services = Services(config=config, db=database, blobs=BlobStore.for_config(config, database, OBJECT_REFERENCES_SQL))
@@ -50,6 +55,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(docs.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(admin.bp)
+    plans.install(database, config.default_plan)  # shipped plans present, new accounts' default set
+    app.register_blueprint(plan_routes.bp)
+    app.register_blueprint(link_routes.bp)
     web.init_web(app)  # the gallery, /docs and the browser's cookie session
     audit.init_audit(app)
     register_error_handlers(app)
@@ -59,6 +67,10 @@ def create_app(config: Config | None = None) -> Flask:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    services.blobs.collector.extra_sweeps.append(functools.partial(plan_links.prune_links, database))
+    from .metrics import init_metrics
+
+    init_metrics(app, services)  # outermost: times each request to its answer's last byte
     if config.gc_interval_seconds > 0:
         services.blobs.start_background_collector(config.gc_interval_seconds)
     return app

@@ -12,7 +12,6 @@ import psycopg
 import pydantic
 from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import (
-    JWTManager,
     create_access_token,
     create_refresh_token,
     get_jwt,
@@ -21,11 +20,13 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import CSRFError
 from pydantic_core import PydanticCustomError
 
-from . import login_limits, names, passwords
+from . import login_limits, names, passwords, statecache, tokenstate
 from .accounts import AccountDisabled, AccountGone, InvalidCredentials, NameTaken
 from .context import services
 from .errors import error_response
 from .fieldtypes import NOT_BLANK
+from .plans import service as plans
+from .plans.schemas import PlanOut, UsageOut
 from .validation import Schema, SparseSchema, api
 
 bp = Blueprint("auth", __name__)
@@ -78,7 +79,7 @@ class UserOut(SparseSchema):
     """An account as every route shows it (to itself, or to an administrator); never its
     password hash."""
 
-    sparse_fields = ("images",)
+    sparse_fields = ("images", "plan", "usage")
 
     id: int
     name: str
@@ -87,6 +88,8 @@ class UserOut(SparseSchema):
     isDisabled: bool
     images: int | None = pydantic.Field(None, description="Images the account owns (administrators' listings)")
     createdAt: dt.datetime
+    plan: PlanOut | None = pydantic.Field(None, description="The account's plan (/me only)")
+    usage: UsageOut | None = pydantic.Field(None, description="Use of each quota of the plan (/me only)")
 
 
 class TokensOut(Schema):
@@ -246,12 +249,15 @@ def revoke_token(db, claims: dict) -> None:
 
 
 @bp.get("/me")
-@api(response=UserOut, summary="The account the token belongs to")
+@api(response=UserOut, summary="The account the token belongs to, with its plan and the use of each quota")
 def me():
     user = get_user(services().db, current_user_id())
-    if user is None:
+    plan = plans.account_plan(services().db, current_user_id())
+    if user is None or plan is None:
         raise AccountGone()
-    return user_out(user)
+    out = user_out(user)
+    out.plan, out.usage = plans.plan_out(plan), plans.usage_out(plan)
+    return out
 
 
 def init_jwt(app: Flask) -> None:
@@ -278,20 +284,12 @@ def init_jwt(app: Flask) -> None:
         JWT_REFRESH_TOKEN_EXPIRES=dt.timedelta(days=config.refresh_token_days),
         JWT_ERROR_MESSAGE_KEY="message",
     )
-    jwt = JWTManager(app)
+    jwt = tokenstate.CachingJWTManager(app)
 
-    @jwt.token_in_blocklist_loader
-    def _token_revoked(_header, payload) -> bool:
-        # One round trip answers all: revoked by logout (the token, or the refresh token it was
-        # minted from), or the account disabled/removed.
-        jtis = [payload["jti"]] + ([payload["parent"]] if isinstance(payload.get("parent"), str) else [])
-        with services().db.read() as conn:
-            row = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ANY (%s)) AS revoked,"
-                " (SELECT is_disabled FROM users WHERE id = %s) AS disabled",
-                (jtis, int(payload["sub"]) if str(payload.get("sub", "")).isdigit() else -1),
-            ).fetchone()
-        return row["revoked"] or row["disabled"] is None or row["disabled"]
+    # Token checks: verified tokens remembered, revocation and accounts from the state cache.
+    state = statecache.StateCache(services(app).db.url, enabled=config.state_cache)
+    app.extensions["imagerepo_state"] = state
+    tokenstate.install(app, jwt, state)
 
     def unauthorized(message: str):
         return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

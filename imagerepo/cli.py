@@ -9,8 +9,12 @@ import shutil
 import sys
 import time
 
+from . import cli_storage
 from . import db as dbmod
+from .blobstore.errors import StoreUnavailable
 from .config import Config, ConfigError
+from .variants.queries import reference_counts
+from .worker import add_command as add_worker_command
 
 
 class ProgressPrinter:
@@ -183,30 +187,19 @@ def cmd_fsck(args, config: Config) -> int:
     progress = ProgressPrinter()
     report = blobs.check(verify_content=args.verify_content, repair=args.repair, progress=progress)
     progress.finish()
-    summary = {
-        "chunks_checked": report.chunks_checked,
-        "objects_checked": report.objects_checked,
-        "missing_chunks": report.missing_chunks,
-        "wrong_size_chunks": report.wrong_size_chunks,
-        "corrupt_chunks": report.corrupt_chunks,
-        "chunk_refcount_mismatches": report.chunk_refcount_mismatches,
-        "object_refcount_mismatches": report.object_refcount_mismatches,
-        "broken_manifests": report.broken_manifests,
-        "orphan_files": len(report.orphan_files),
-        "unreferenced_chunks": report.unreferenced_chunks,
-        "unreferenced_objects": report.unreferenced_objects,
-        "repaired": report.repaired,
-        "problems": report.problems,
-    }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(report.summary(), indent=2))
     if report.clean:
         print("fsck: clean", file=sys.stderr)
         return 0
-    if args.repair and not (
-        report.missing_chunks or report.wrong_size_chunks or report.corrupt_chunks or report.broken_manifests
-    ):
+    if args.repair and not report.data_lost:
         print(f"fsck: repaired {report.repaired} reference counts", file=sys.stderr)
         return 0
+    if report.quarantined:
+        print(
+            f"fsck: moved {len(report.quarantined)} damaged chunk file(s) to quarantine/; they read as missing"
+            " until an upload of an image holding them writes them again",
+            file=sys.stderr,
+        )
     print(f"fsck: {report.problems} problem(s)", file=sys.stderr)
     return 1
 
@@ -222,8 +215,7 @@ def cmd_gc(args, config: Config) -> int:
 
 def cmd_stats(args, config: Config) -> int:
     blobs = _blobstore(config)
-    stats = blobs.stats()
-    print(json.dumps({"images": stats.pop("references"), **stats}, indent=2))
+    print(json.dumps(reference_counts(blobs.db, blobs.stats()), indent=2))
     return 0
 
 
@@ -307,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rename_user)
     p = sub.add_parser("fsck", help="check that every referenced chunk is present and counted right")
     p.add_argument("--verify-content", action="store_true", help="also re-hash every chunk file")
-    p.add_argument("--repair", action="store_true", help="fix reference counts (never deletes data)")
+    p.add_argument(
+        "--repair", action="store_true", help="fix reference counts, move damaged chunk files aside (never deletes)"
+    )
     p.set_defaults(func=cmd_fsck)
     p = sub.add_parser("gc", help="free unreferenced objects, chunks, orphan and staging files now")
     p.add_argument(
@@ -324,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=200, help="images to generate")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
     p.set_defaults(func=cmd_seed_demo)
+    add_worker_command(sub)
+    from .plans.cli import add_commands  # plans' commands live in their own package
+
+    add_commands(sub, _database)
+    cli_storage.register(sub, ProgressPrinter, _database)  # migrate-chunks
     return parser
 
 
@@ -344,6 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.OperationalError as err:
         print(f"cannot reach the database: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         return 2
-    except OSError as err:
+    except (OSError, StoreUnavailable) as err:  # a disk, or the S3 store, failed
         print(f"error: {err}", file=sys.stderr)
         return 2

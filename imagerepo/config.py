@@ -131,6 +131,8 @@ class Config:
     max_upload_bytes: int = 100 * MiB
     # fsync chunk files before they become visible; off only for throwaway stores.
     fsync: bool = True
+    # A cold download reads and verifies its next chunk on another thread while this one is sent.
+    read_ahead: bool = True
     access_token_minutes: int = 15
     refresh_token_days: int = 30
     # Zero-reference objects and chunks are kept this long before the collector frees them,
@@ -153,6 +155,8 @@ class Config:
     login_window_seconds: int = 900
     login_max_delay_seconds: int = 60
     audit_retention_days: int = 90
+    # Per-worker cache of access and token/account state, kept by LISTEN/NOTIFY (statecache.py).
+    state_cache: bool = True
     # Where chunk bytes live: "local" (files under blob_dir) or "s3" (an S3-compatible bucket;
     # blob_dir then holds only this node's staging area). Credentials for S3 come from the
     # standard AWS variables or files (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/...).
@@ -176,9 +180,24 @@ class Config:
     # it (addresses or networks, "*" for any; a Unix-socket peer is always local).
     trusted_proxy_hops: int = 0
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Variants (imagerepo/variants): how many one source may have made on request (the
+    # background ones do not count), and how many off-grid (owner-only) sizes per hour.
+    variant_max_per_image: int = 40
+    variant_off_grid_per_hour: int = 10
     # Where `imagerepo serve` (nginx in front of gunicorn) listens.
     public_host: str = "127.0.0.1"
     public_port: int = 8080
+    # Behind `imagerepo serve`'s nginx: a verified single-chunk object is sent by nginx from its
+    # chunk file (X-Accel-Redirect, imagerepo/stack/accel.py). Unset (None): off for the app
+    # alone, on under `imagerepo serve`, which passes its choice on to gunicorn.
+    accel_redirect: bool | None = None
+    # How long a chunk file this worker verified stays trusted for nginx to send as it is.
+    accel_verified_seconds: int = 300
+    # Plans and share links (imagerepo/plans): the plan new accounts get, and the lifetimes a
+    # share link may be given (seconds).
+    default_plan: str = "Unlimited"
+    link_min_seconds: int = 300
+    link_max_seconds: int = 30000
 
     def __post_init__(self):
         if self.blob_dir is None:
@@ -219,6 +238,7 @@ class Config:
             ),
             max_upload_bytes=_int(env, "IMAGEREPO_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1),
             fsync=_bool(env, "IMAGEREPO_FSYNC", cls.fsync),
+            read_ahead=_bool(env, "IMAGEREPO_READ_AHEAD", cls.read_ahead),
             access_token_minutes=_int(env, "IMAGEREPO_ACCESS_TOKEN_MINUTES", cls.access_token_minutes, 1),
             refresh_token_days=_int(env, "IMAGEREPO_REFRESH_TOKEN_DAYS", cls.refresh_token_days, 1),
             gc_grace_seconds=_int(env, "IMAGEREPO_GC_GRACE_SECONDS", cls.gc_grace_seconds),
@@ -242,6 +262,7 @@ class Config:
             login_window_seconds=_int(env, "IMAGEREPO_LOGIN_WINDOW_SECONDS", cls.login_window_seconds, 1),
             login_max_delay_seconds=_int(env, "IMAGEREPO_LOGIN_MAX_DELAY_SECONDS", cls.login_max_delay_seconds, 1),
             audit_retention_days=_int(env, "IMAGEREPO_AUDIT_RETENTION_DAYS", cls.audit_retention_days, 1),
+            state_cache=_bool(env, "IMAGEREPO_STATE_CACHE", cls.state_cache),
             metrics_token=env.get("IMAGEREPO_METRICS_TOKEN", ""),
             trusted_proxy_hops=_int(env, "IMAGEREPO_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             trusted_proxies=_networks(env, "IMAGEREPO_TRUSTED_PROXIES", cls.trusted_proxies),
@@ -256,4 +277,13 @@ class Config:
             s3_max_attempts=_int(env, "IMAGEREPO_S3_MAX_ATTEMPTS", cls.s3_max_attempts, 1),
             s3_max_connections=_int(env, "IMAGEREPO_S3_MAX_CONNECTIONS", cls.s3_max_connections, 1),
             read_timeout_seconds=_int(env, "IMAGEREPO_READ_TIMEOUT_SECONDS", cls.read_timeout_seconds, 1),
+            variant_max_per_image=_int(env, "IMAGEREPO_VARIANT_MAX_PER_IMAGE", cls.variant_max_per_image),
+            variant_off_grid_per_hour=_int(env, "IMAGEREPO_VARIANT_OFF_GRID_PER_HOUR", cls.variant_off_grid_per_hour),
+            accel_redirect=_bool(env, "IMAGEREPO_ACCEL_REDIRECT", False)
+            if env.get("IMAGEREPO_ACCEL_REDIRECT")
+            else None,
+            accel_verified_seconds=_int(env, "IMAGEREPO_ACCEL_VERIFIED_SECONDS", cls.accel_verified_seconds),
+            default_plan=env.get("IMAGEREPO_DEFAULT_PLAN") or cls.default_plan,
+            link_min_seconds=_int(env, "IMAGEREPO_LINK_MIN_SECONDS", cls.link_min_seconds, 1),
+            link_max_seconds=_int(env, "IMAGEREPO_LINK_MAX_SECONDS", cls.link_max_seconds, 1),
         )

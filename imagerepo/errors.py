@@ -28,7 +28,7 @@ from .accounts import (
     NameTaken,
     UserNotFound,
 )
-from .blobstore.errors import ChunkCorrupt, EmptyUpload, ObjectNotFound, UploadTooLarge
+from .blobstore.errors import ChunkCorrupt, EmptyUpload, ObjectNotFound, StoreUnavailable, UploadTooLarge
 from .images.errors import (
     ImageNotFound,
     LoginRequired,
@@ -41,8 +41,27 @@ from .images.errors import (
 from .imagetypes import TooManyPixels, UnsupportedImage
 from .login_limits import TooManyLogins
 from .pagination import InvalidCursor
+from .plans.errors import (
+    ImageQuotaExceeded,
+    InvalidLifetime,
+    LinkNotFound,
+    PlanForbids,
+    PlanNameTaken,
+    PlanNotFound,
+    StorageQuotaExceeded,
+    UploadQuotaExceeded,
+    VariantsUnavailable,
+)
 from .request_body import BodyIncomplete, BodyMalformed, BodyStalled, BodyTooLarge
 from .tags.names import TagNotFound
+from .variants.errors import (
+    VariantLimitReached,
+    VariantRateLimited,
+    VariantSourceGone,
+    VariantTooLarge,
+    VariantUnsupported,
+)
+from .variants.transform import BadTransform
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +104,16 @@ DOMAIN_ERRORS: dict[type[Exception], Answer] = {
     TagNotFound: Answer(404, "not_found"),
     UserNotFound: Answer(404, "not_found"),
     NameTaken: Answer(409, "conflict"),
+    # Plans, quotas and share links (imagerepo/plans): the code names the quota passed.
+    StorageQuotaExceeded: Answer(403, "quota_bytes"),
+    ImageQuotaExceeded: Answer(403, "quota_images"),
+    UploadQuotaExceeded: Answer(413, "quota_upload_bytes"),
+    PlanForbids: Answer(403, "plan_forbids"),
+    PlanNotFound: Answer(404, "not_found"),
+    LinkNotFound: Answer(404, "not_found"),
+    PlanNameTaken: Answer(409, "conflict"),
+    InvalidLifetime: Answer(422, "validation_failed"),
+    VariantsUnavailable: Answer(422, "validation_failed"),
     CannotDisableSelf: Answer(409, "conflict"),
     UploadTooLarge: Answer(413, "too_large", lambda err: f"the image is larger than the limit of {err.limit} bytes"),
     TooManyFiles: Answer(413, "too_many_files"),
@@ -93,10 +122,24 @@ DOMAIN_ERRORS: dict[type[Exception], Answer] = {
         416, "range_not_satisfiable", headers=lambda err: {"Content-Range": f"bytes */{err.size}"}
     ),
     TooManyPixels: Answer(422, "image_too_large"),
+    VariantSourceGone: Answer(404, "not_found"),
+    VariantUnsupported: Answer(415, "unsupported_media_type"),
+    BadTransform: Answer(422, "invalid_transform"),
+    VariantTooLarge: Answer(422, "image_too_large"),
+    VariantLimitReached: Answer(422, "variant_limit"),
+    VariantRateLimited: Answer(429, "too_many_variants", headers=lambda err: {"Retry-After": str(err.retry_after)}),
     TooManyAttempts: Answer(429, "too_many_attempts", headers=lambda err: {"Retry-After": str(err.retry_after)}),
     TooManyLogins: Answer(429, "too_many_attempts", headers=lambda err: {"Retry-After": str(err.retry_after)}),
     ChunkCorrupt: Answer(
         500, "storage_corrupt", lambda err: "the stored content failed verification; the operator has been told"
+    ),
+    # The chunk store (S3) did not answer, or answered with an error, within its retries and
+    # timeouts: nothing was committed (an upload refers to no chunk it did not store).
+    StoreUnavailable: Answer(
+        503,
+        "storage_unavailable",
+        lambda err: "the storage backend is unavailable; try again later",
+        headers=lambda err: {"Retry-After": "5"},
     ),
     # The request layer's errors: the client sent a body that cannot be read as announced.
     BodyIncomplete: Answer(400, "incomplete_body"),

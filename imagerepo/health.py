@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hmac
-import os
 import tempfile
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from flask_jwt_extended import verify_jwt_in_request
 
 from .context import services
@@ -70,24 +69,12 @@ def _require_metrics_reader() -> None:
 @bp.get("/metrics")
 @api(
     auth="view",
-    summary="Prometheus metrics of this worker process (IMAGEREPO_METRICS_TOKEN or an admin token)",
+    summary="Prometheus metrics of every worker (IMAGEREPO_METRICS_TOKEN or an admin token)",
     responses={403: "Not an administrator"},
     response_doc={"content": {"text/plain": {"schema": {"type": "string"}}}},
 )
 def metrics():
     _require_metrics_reader()
-    svc = services()
-    lines = []
+    from .metrics import CONTENT_TYPE, scrape
 
-    def metric(name: str, kind: str, help_text: str, value) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.append(f'{name}{{pid="{os.getpid()}"}} {value}')
-
-    if svc.blobs is not None:
-        for name, kind, help_text, value in svc.blobs.metrics():
-            metric(name, kind, help_text, value)
-    pool = svc.db.pool.get_stats()
-    metric("imagerepo_db_pool_size", "gauge", "Connections in this worker's pool", pool.get("pool_size", 0))
-    metric("imagerepo_db_pool_available", "gauge", "Idle connections in the pool", pool.get("pool_available", 0))
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    return Response(scrape(current_app), content_type=CONTENT_TYPE)

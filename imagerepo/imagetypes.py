@@ -33,6 +33,31 @@ AcceptedType = typing.Literal[
 ]
 ACCEPTED_TYPES: tuple[str, ...] = typing.get_args(AcceptedType)
 
+# The extensions a saved file may keep for each served type; the first is used otherwise.
+EXTENSIONS = {
+    "image/jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "image/png": (".png",),
+    "image/gif": (".gif",),
+    "image/webp": (".webp",),
+    "image/bmp": (".bmp", ".dib"),
+    "image/tiff": (".tiff", ".tif"),
+    "application/dicom": (".dcm", ".dicom"),
+}
+
+
+def download_name(name: str, content_type: str) -> str:
+    """`name` with an extension that matches the type the bytes were sniffed as: a GIF named
+    `x.html` (a GIF/HTML polyglot) is saved as `x.gif`, never opened as a page from disk. A
+    fitting extension (any case) is kept; any other last extension is replaced; none is added."""
+    allowed = EXTENSIONS.get(content_type)
+    if not allowed:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and "." + extension.lower() in allowed:
+        return name
+    return ((stem if dot and stem else name) or "image") + allowed[0]
+
+
 # Pillow's default MAX_IMAGE_PIXELS (about 89 megapixels) is kept; past it an image is refused
 # instead of merely warned about, so a small file cannot promise a gigapixel canvas.
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)

@@ -49,7 +49,7 @@ _STATUS_TEXT = {
     414: "Request line too long (over 4094 bytes): answered by gunicorn, as HTML",
     422: "Failed validation",
     429: "Too many attempts",
-    507: "The server's storage is full",
+    507: "The server's storage is full: nothing was stored",
 }
 
 # PostgreSQL text cannot hold NUL: every request string refuses it (422, imagerepo.validation).
@@ -98,6 +98,22 @@ def _query_schema(prop: dict) -> dict:
     kept = [option for option in options if option.get("type") != "null"]
     rest = {key: value for key, value in prop.items() if key != "anyOf"}
     return {**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept}
+
+
+def _edge_responses(op: dict, error_ref: dict, has_body: bool) -> None:
+    """What the request edge answers on any route (README, "Security limits"): 401 for a
+    malformed Authorization header everywhere, 400/413 for a body that is malformed, cut short
+    or over the route's limit, and Retry-After on every 429."""
+    error = {"content": {"application/json": {"schema": error_ref}}}
+    responses = op["responses"]
+    responses.setdefault("401", {"description": "Malformed Authorization header, or a bad token", **error})
+    if has_body:
+        responses.setdefault("400", {"description": "Malformed body, or shorter than its Content-Length", **error})
+        responses.setdefault("413", {"description": "Body over this route's limit", **error})
+    if "429" in responses:
+        responses["429"]["headers"] = {
+            "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+        }
 
 
 def openapi_document(app: Flask) -> dict:
@@ -185,9 +201,7 @@ def openapi_document(app: Flask) -> dict:
             if spec["auth"]:
                 # "optional": anonymous callers are served too; a token that is sent must be valid.
                 op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
-                op["responses"].setdefault(
-                    "401", {"description": _STATUS_TEXT[401], "content": {"application/json": {"schema": error_ref}}}
-                )
+            _edge_responses(op, error_ref, has_body="requestBody" in op)
             paths.setdefault(path, {})[method.lower()] = op
     for operations in paths.values():
         for op in operations.values():

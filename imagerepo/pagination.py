@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import math
 from collections.abc import Callable, Sequence
 from typing import Annotated, TypeVar
 
@@ -93,17 +92,14 @@ def decode_time_cursor(cursor: str) -> tuple[dt.datetime, int]:
     return created_at, row_id(last_id)
 
 
-def encode_rank_cursor(rank: float, last_id: int) -> str:
-    return encode_cursor("rank", repr(rank), last_id)
+def encode_class_cursor(search_class: int, created_at: dt.datetime, last_id: int) -> str:
+    return encode_cursor("class", search_class, created_at.isoformat(), last_id)
 
 
-def decode_rank_cursor(cursor: str) -> tuple[float, int]:
-    """(rank, id) of a search listing's last row."""
-    kind, rank, last_id = decode_parts(cursor, 3)
-    try:
-        value = float(rank)
-    except ValueError:
-        raise InvalidCursor() from None
-    if kind != "rank" or not math.isfinite(value):
+def decode_class_cursor(cursor: str) -> tuple[int, dt.datetime, int]:
+    """(class, created_at, id) of a search listing's last row (images.queries.SEARCH_CLASSES)."""
+    kind, search_class, stamp, last_id = decode_parts(cursor, 4)
+    if kind != "class" or search_class not in ("1", "2", "3"):
         raise InvalidCursor()
-    return value, row_id(last_id)
+    created_at, _ = decode_time_cursor(encode_cursor(stamp, last_id))
+    return int(search_class), created_at, row_id(last_id)

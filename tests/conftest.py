@@ -133,6 +133,7 @@ def app(config):
     application.extensions["imagerepo_audit"].flush()
     svc = application.extensions["imagerepo"]
     svc.blobs.stop_background_collector()
+    application.extensions["imagerepo_state"].close()  # its listener thread and connection
     svc.db.close()
 
 
@@ -239,4 +240,25 @@ def s3_store(seaweed, tmp_path):
         region="us-east-1",
         prefix=f"test-{uuid.uuid4().hex[:12]}",
         credentials=(seaweed.access_key, seaweed.secret_key),
+    )
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend_config(request, config, monkeypatch) -> Config:
+    """`config` on each chunk backend: files under blob_dir, or the test SeaweedFS under a key
+    prefix of its own (credentials through the standard AWS variables, which spawned processes
+    and live servers inherit)."""
+    if request.param == "local":
+        return config
+    seaweed = request.getfixturevalue("seaweed")
+    env = seaweed.environment(f"test-{uuid.uuid4().hex[:12]}")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, env[name])
+    return dataclasses.replace(
+        config,
+        chunk_store="s3",
+        s3_endpoint=env["IMAGEREPO_S3_ENDPOINT"],
+        s3_bucket=env["IMAGEREPO_S3_BUCKET"],
+        s3_prefix=env["IMAGEREPO_S3_PREFIX"],
+        s3_region=env["IMAGEREPO_S3_REGION"],
     )

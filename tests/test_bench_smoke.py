@@ -23,6 +23,7 @@ FIGURES = [
             "reupload_raw",
             "reupload_multipart",
             "download_cold",
+            "download_cold_inline",
             "download_hot",
         )
         for role in ("small", "medium", "large")
@@ -64,10 +65,10 @@ def test_quick_benchmark_reports_every_figure_and_target(tmp_path):
         assert figure["min"] <= figure["median"] <= figure["max"], key
         # Rates and latencies are positive; memory growth may be zero on tiny sizes.
         assert figure["min"] > 0 or key.startswith("rss_growth") and figure["min"] >= 0, (key, figure)
-    assert len(report["targets"]) == 15
+    assert len(report["targets"]) == 16
     assert all(isinstance(t["pass"], bool) for t in report["targets"])
     # The table is printed, with every target's verdict.
-    assert result.stdout.count("| PASS |") + result.stdout.count("| MISS |") == 15
+    assert result.stdout.count("| PASS |") + result.stdout.count("| FAIL |") == 16
     assert "100 KiB GET c=16 vs Flask ceiling" in result.stdout
 
 

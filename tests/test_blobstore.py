@@ -339,8 +339,6 @@ def test_the_cache_serves_hot_chunks(blobs):
     assert blobs.read_all(sha256(data)) == data
     assert (blobs.cache.hits, blobs.cache.misses) == (4, 4)
     assert blobs.cache.bytes_used == 4 * CS
-    metrics = {name: value for name, _, _, value in blobs.metrics()}
-    assert metrics["imagerepo_cache_hits_total"] == 4 and metrics["imagerepo_cache_bytes"] == 4 * CS
 
 
 def test_the_cache_is_bounded_in_bytes(config):
@@ -368,8 +366,6 @@ def test_an_object_over_the_size_gate_is_read_past_the_cache(config):
         assert len(blobs.cache) == 0 and blobs.cache.bypassed == 2 * (5 + 3)
         assert blobs.read_all(sha256(small)) == small
         assert len(blobs.cache) == 2 and (blobs.cache.hits, blobs.cache.misses) == (0, 2)
-        metrics = {name: value for name, _, _, value in blobs.metrics()}
-        assert metrics["imagerepo_cache_bypassed_total"] == 16 and metrics["imagerepo_cache_misses_total"] == 2
     finally:
         blobs.db.close()
 

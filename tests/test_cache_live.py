@@ -27,8 +27,8 @@ METRICS_TOKEN = "scrape-" + "m" * 32
 
 def cache_counters(server: LiveServer) -> dict[str, int]:
     text = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30).text
-    found = dict(re.findall(r"^imagerepo_cache_(\w+)_total\{[^}]*\} (\d+)$", text, re.MULTILINE))
-    return {name: int(value) for name, value in found.items()}
+    found = dict(re.findall(r"^imagerepo_cache_(\w+)_total ([0-9.e+]+)$", text, re.MULTILINE))
+    return {name: int(float(value)) for name, value in found.items()}
 
 
 class PausedDownload:

@@ -428,11 +428,13 @@ def test_search_pages_do_not_repeat_or_skip(client, alice):
         ("type=text/html", 422),
         ("type=IMAGE/PNG", 422),
         ("type=", 422),
-        ("cursor=cmFua3wwLjV8Mw", 400),  # a rank cursor without q
+        ("cursor=Y2xhc3N8MnwyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwfDM", 400),  # a search cursor without q
         ("q=sun&cursor=MjAyNC0wMS0wMVQwMDowMDowMCswMDowMHwx", 400),  # a date cursor with q
-        ("q=sun&cursor=cmFua3xuYW58Mw", 400),
-        ("q=sun&cursor=cmFua3wwLjV8LTE", 400),
-        ("q=sun&cursor=cmFua3wwLjV8Mw", 200),
+        ("q=sun&cursor=cmFua3wwLjV8Mw", 400),  # the (rank, id) cursor of earlier versions
+        ("q=sun&cursor=Y2xhc3N8NHwyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwfDM", 400),  # class 4
+        ("q=sun&cursor=Y2xhc3N8Mnx5ZXN0ZXJkYXl8Mw", 400),  # not a time
+        ("q=sun&cursor=Y2xhc3N8MnwyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwfC0x", 400),  # id -1
+        ("q=sun&cursor=Y2xhc3N8MnwyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwfDM", 200),  # class 2, 2024, id 3
     ],
 )
 def test_bad_filter_values(client, alice, query, status):

@@ -1,10 +1,14 @@
 """GET /images with filters at 100,000 images: every filter's page query uses indexes (never a
-scan of the images table) and stays fast. Timings are printed (pytest -s); the bound asserted
-is loose, because the machine is shared -- the plans are what must not regress."""
+scan of the images table) and stays fast. Timings are printed (pytest -s). The machine is
+shared (several test runs at once on 2 cores), so a fixed bound in milliseconds fails under
+load: each query's median is judged against the unfiltered first page measured in the same
+run, interleaved with it (or under a generous absolute floor), and the plans are what must not
+regress."""
 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import time
 
 import psycopg
@@ -85,31 +89,39 @@ CASES = {
 @pytest.mark.parametrize("viewer", [None, 7], ids=["anonymous", "user"])
 def test_filtered_listing_at_100k_images(catalog_100k, viewer):
     report = []
+    unfiltered = list_query(viewer, False, 20, None, Filters())
     with psycopg.connect(catalog_100k, row_factory=dict_row) as conn:
         for name, where in CASES.items():
             for cursor in (None, "deep"):
                 page_cursor = None
                 if cursor:  # a page far down the list: the keyset of the 5000th newest match
-                    if where.search:
-                        page_cursor = (0.01, 50_000)
-                    else:
-                        page_cursor = (NOW - dt.timedelta(days=60), 17_280)
+                    page_cursor = (NOW - dt.timedelta(days=60), 17_280)
+                    if where.search:  # ... inside the file-name class of a search
+                        page_cursor = (2, *page_cursor)
                 sql, params = list_query(viewer, False, 20, page_cursor, where)
                 with conn.transaction():
                     conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
                     plan = "\n".join(r["QUERY PLAN"] for r in conn.execute("EXPLAIN " + sql, params))
                 assert "Seq Scan on images" not in plan, (name, plan)
-                timings = []
-                for _ in range(15):
-                    with conn.transaction():
-                        started = time.perf_counter()
-                        page_rows(conn, sql, params)
-                        timings.append((time.perf_counter() - started) * 1000)
+                timings, baseline = [], []
+                for _ in range(15):  # interleaved with the baseline, so both see the same load
+                    timings.append(_timed(conn, sql, params))
+                    baseline.append(_timed(conn, *unfiltered))
                 timings.sort()
-                p95 = timings[int(len(timings) * 0.95) - 1]
-                report.append((name + (" (deep page)" if cursor else ""), timings[len(timings) // 2], p95))
-    print(f"\n{'viewer: ' + ('anonymous' if viewer is None else 'user'):40s} p50 ms   p95 ms")
-    for name, p50, p95 in report:
-        print(f"{name:40s} {p50:6.2f}   {p95:6.2f}")
-    slow = [(name, p95) for name, _, p95 in report if p95 > 100]
+                p50, p95 = statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
+                ratio = p50 / statistics.median(baseline)
+                report.append((name + (" (deep page)" if cursor else ""), p50, p95, ratio))
+    print(f"\n{'viewer: ' + ('anonymous' if viewer is None else 'user'):40s} p50 ms   p95 ms   p50 / unfiltered")
+    for name, p50, p95, ratio in report:
+        print(f"{name:40s} {p50:6.2f}   {p95:6.2f}   {ratio:6.1f}")
+    # A page reads a few index ranges: within 15 times the cheapest page of the same moment. An
+    # unindexed plan reading 100k rows is ~100 times it. Below 20 ms nothing is judged.
+    slow = [(name, p50, ratio) for name, p50, _, ratio in report if p50 > 20 and ratio > 15]
     assert not slow, slow
+
+
+def _timed(conn, sql: str, params: dict) -> float:
+    with conn.transaction():
+        started = time.perf_counter()
+        page_rows(conn, sql, params)
+        return (time.perf_counter() - started) * 1000

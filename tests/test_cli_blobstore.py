@@ -149,6 +149,9 @@ def test_stats(config, stored):
     assert code == 0, stderr
     assert stats == {
         "images": 3,
+        "variants": 0,
+        "variant_objects": 0,
+        "variant_bytes": 0,
         "objects": 2,
         "chunks": 5,
         "logical_bytes": 11 * CS,

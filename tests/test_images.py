@@ -25,6 +25,7 @@ IMAGE_KEYS = {
     "updatedAt",
     "url",
     "tags",
+    "variants",  # one image's JSON (not listings): its variants (README "Variants")
 }
 
 
@@ -73,7 +74,12 @@ def test_upload_answers_the_image_json(client, alice):
     response = upload(client, alice["headers"], data, name="cat.png", description="a cat")
     assert response.status_code == 201
     image = response.get_json()
-    assert set(image) == IMAGE_KEYS | {"accessKey"}
+    assert set(image) == IMAGE_KEYS | {
+        "accessKey",
+        "thumbnails",
+        "originalUrl",
+        "shareLinks",
+    }  # the owner sees their plan's links
     assert image["name"] == "cat.png" and image["description"] == "a cat"
     assert image["creator"] == alice["user"]["id"]
     assert image["isPrivate"] is False and image["locked"] is False and image["accessKey"] is None

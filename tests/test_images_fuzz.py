@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagerepo.images import schemas as images
+from imagerepo.plans import schemas as plan_schemas
 from imagerepo.tags import routes as tags
 from conftest import with_changes
 from imagerepo import create_app
@@ -102,6 +103,10 @@ OPERATIONS = [
     ("/images/{image_id}/tags", "put"),
     ("/tags", "get"),
     ("/tags/{name}/images", "get"),
+    # share links (imagerepo/plans)
+    ("/images/{image_id}/links", "post"),
+    ("/images/{image_id}/links", "get"),
+    ("/images/{image_id}/links/{link_id}", "delete"),
 ]
 
 
@@ -119,7 +124,7 @@ def _check_success_body(doc, op, status, response):
     if schema is None:
         return
     name = schema["$ref"].rsplit("/", 1)[1]
-    model = getattr(images, name, None) or getattr(tags, name)
+    model = getattr(images, name, None) or getattr(plan_schemas, name, None) or getattr(tags, name)
     model.model_validate(response.get_json())
 
 
@@ -192,6 +197,9 @@ def test_fuzz_image_route(client, app, path, method):
                                 "isPrivate": SCALARS,
                                 "accessKey": SCALARS,
                                 "tags": st.lists(PLAUSIBLE | SCALARS, max_size=4),
+                                "expiresIn": st.integers(200, 40_000) | SCALARS,
+                                "variant": JSON_VALUES | st.just({"height": 200}),
+                                "format": st.sampled_from(["webp", "png"]) | SCALARS,
                             },
                         ),
                     ),

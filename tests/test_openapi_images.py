@@ -18,7 +18,8 @@ def test_image_routes_are_documented(client):
     assert {p["name"] for p in raw["parameters"]} >= {"name", "description", "isPrivate", "accessKey"}
 
     content = paths["/images/{image_id}/content"]["get"]
-    assert {"200", "403", "404", "416", "429"} <= set(content["responses"])
+    assert {"200", "403", "404", "415", "416", "422", "429"} <= set(content["responses"])
+    assert {"width", "height", "fit", "format", "quality"} <= {p["name"] for p in content["parameters"]}
     assert {"Range", "If-None-Match", "X-Access-Key", "accesskey", "download"} <= {
         p["name"] for p in content["parameters"]
     }
@@ -41,6 +42,7 @@ def test_image_routes_are_documented(client):
         "to",
         "owner",
         "type",
+        "thumbnail",
     }
     tag_param = next(p for p in listing["parameters"] if p["name"] == "tag")
     assert {"array", "string"} == {option["type"] for option in tag_param["schema"]["anyOf"]}, "repeatable"

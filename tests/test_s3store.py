@@ -330,3 +330,44 @@ def test_bad_s3_settings_stop_the_service_from_starting(env, message):
 def test_the_default_is_the_local_store():
     config = Config.from_env({"IMAGEREPO_ENV": "test", "IMAGEREPO_JWT_SECRET": "x" * 40})
     assert config.chunk_store == "local"
+
+
+# -- read-ahead -----------------------------------------------------------------------------------
+@pytest.fixture
+def s3_blobs(s3_store, config):
+    from blob_helpers import BlobStoreForTests
+
+    from imagerepo.db import Database
+
+    database = Database(config.database_url, 1, 4)
+    yield BlobStoreForTests(database, s3_store, ChunkCache(0), chunk_size=4096)
+    database.close()
+
+
+def test_a_cold_read_fetches_ahead_in_order_one_get_per_chunk_and_verifies_each(s3_blobs, s3_store, seaweed):
+    import io
+
+    data = b"".join(chunk(100 + i, 4096)[1] for i in range(12))
+    stored = s3_blobs.put(io.BytesIO(data))
+    threads = []
+    s3_store.client().meta.events.register(
+        "before-send.s3.GetObject", lambda **kw: threads.append(threading.current_thread().name)
+    )
+    assert s3_blobs.read_all(stored.digest) == data
+    assert len(threads) == 12, "one GET per cold chunk, read-ahead included"
+    assert sum(name.startswith("imagerepo-read") for name in threads) == 11, "all but the first ahead"
+    # A download dropped after its first chunk stops fetching: at most the one ahead more.
+    threads.clear()
+    stream = s3_blobs.open(stored.digest)
+    next(stream)
+    stream.close()
+    time.sleep(0.2)
+    assert len(threads) <= 2
+    # A corrupt chunk in the middle: the ones before it are sent, then the error, in its turn.
+    bad = hashlib.sha256(data[6 * 4096 : 7 * 4096]).hexdigest()
+    seaweed.client().put_object(Bucket=seaweed.bucket, Key=s3_store.key_for(bad), Body=b"Z" * 4096)
+    received = []
+    with pytest.raises(ChunkCorrupt):
+        for piece in s3_blobs.open(stored.digest):
+            received.append(piece)
+    assert b"".join(received) == data[: 6 * 4096]

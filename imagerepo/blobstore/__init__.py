@@ -17,7 +17,7 @@ How it is held is in README, "Storage design"; one job per module:
     cache.py      the chunk cache: verified bytes, LRU, bounded in bytes
     collector.py  free what nothing references, and the background collector thread
     checker.py    fsck: files, sizes, bytes, counts, manifests; repair of drifted counts
-    stats.py      what the store holds, and this process's counters as metrics
+    stats.py      what the store holds, and its event counters (thread-safe)
     errors.py     what it raises
 
 `BlobStore` below wires them together for the app and the command line.
@@ -29,19 +29,18 @@ must never know about HTTP, users or images: who refers to an object is given to
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Self
 
 from .cache import ChunkCache
 from .checker import Checker, CheckReport
 from .collector import Collector, GcReport, Progress
-from .errors import BlobError, ChunkCorrupt, ChunkLost, EmptyUpload, ObjectNotFound, UploadTooLarge
+from .errors import BlobError, ChunkCorrupt, ChunkLost, EmptyUpload, ObjectNotFound, StoreUnavailable, UploadTooLarge
 from .interface import ChunkStore
 from .local import LocalChunkStore
 from .reader import Manifest, ObjectReader
 from .staging import StagedObject, Stager
-from .stats import metrics, storage_stats
+from .stats import Counters, storage_stats
 from .writer import ObjectWriter, StoredObject
 
 if TYPE_CHECKING:
@@ -58,9 +57,23 @@ __all__ = [
     "GcReport",
     "ObjectNotFound",
     "StagedObject",
+    "StoreUnavailable",
     "StoredObject",
     "UploadTooLarge",
 ]
+
+
+def chunk_store_for_config(config: Config) -> ChunkStore:
+    """The configured backend (IMAGEREPO_CHUNK_STORE): chunk files under blob_dir, or objects in
+    an S3 bucket with only this node's staging area under blob_dir. boto3 is imported only for
+    S3, and its client is built here, not by the first request."""
+    if config.chunk_store == "s3":
+        from .s3 import S3ChunkStore
+
+        store = S3ChunkStore.for_config(config)
+        store.warm_up()
+        return store
+    return LocalChunkStore(config.blob_dir, fsync=config.fsync)
 
 
 class BlobStore:
@@ -84,7 +97,7 @@ class BlobStore:
         self.max_upload_bytes = max_upload_bytes
         # SELECT yielding one row (object_digest) per reference; None means "no referrers table".
         self.object_references_sql = object_references_sql
-        self.counters: collections.Counter[str] = collections.Counter()
+        self.counters = Counters()
         self.writer = ObjectWriter(store, self.counters)
         self.reader = ObjectReader(db, store, cache, self.counters)
         self.collector = Collector(db, store, cache, self.counters, gc_grace_seconds, object_references_sql)
@@ -92,15 +105,17 @@ class BlobStore:
 
     @classmethod
     def for_config(cls, config: Config, db: Database, object_references_sql: str | None = None) -> Self:
-        return cls(
+        blobs = cls(
             db,
-            LocalChunkStore(config.blob_dir, fsync=config.fsync),
+            chunk_store_for_config(config),
             ChunkCache(config.cache_bytes, config.cache_max_object_bytes),
             config.chunk_size,
             config.max_upload_bytes,
             config.gc_grace_seconds,
             object_references_sql,
         )
+        blobs.reader.read_ahead = config.read_ahead
+        return blobs
 
     # -- writing ---------------------------------------------------------------------------
     def stager(self) -> Stager:
@@ -146,6 +161,3 @@ class BlobStore:
 
     def stats(self) -> dict:
         return storage_stats(self.db, self.object_references_sql)
-
-    def metrics(self) -> list[tuple[str, str, str, int]]:
-        return metrics(self.cache, self.counters)

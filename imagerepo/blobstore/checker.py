@@ -2,8 +2,11 @@
 the right bytes), every refcount equal to the references that exist, every manifest complete;
 and the repair of drifted counts.
 
-Checking plans nothing and changes nothing; `repair=True` only sets counts to the references
-that exist. It never deletes anything and cannot bring lost bytes back.
+Checking plans nothing and changes nothing. `repair=True` sets counts to the references that
+exist, and mends what an upload of the right bytes would: a chunk file with the wrong size or
+bytes is moved aside (the store's quarantine, kept for inspection, never deleted), so the chunk
+reads as missing, a clear error, instead of as wrong bytes, and the next upload of an image
+holding it writes it again. Repair cannot bring lost bytes back.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import hashlib
 from typing import TYPE_CHECKING, Protocol
 
 from .collector import Progress
-from .interface import ChunkEnumerator, ChunkMissing, ChunkReader, ChunkStatter
+from .interface import ChunkEnumerator, ChunkMissing, ChunkQuarantiner, ChunkReader, ChunkStatter
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -33,6 +36,7 @@ class CheckReport:
     unreferenced_chunks: int = 0
     unreferenced_objects: int = 0
     repaired: int = 0
+    quarantined: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def problems(self) -> int:
@@ -48,6 +52,16 @@ class CheckReport:
     @property
     def clean(self) -> bool:
         return self.problems == 0
+
+    @property
+    def data_lost(self) -> bool:
+        """Whether a repair of counts cannot make the store whole (bytes must be uploaded)."""
+        return bool(self.missing_chunks or self.wrong_size_chunks or self.corrupt_chunks or self.broken_manifests)
+
+    def summary(self) -> dict:
+        """The report as `fsck` prints it (JSON)."""
+        fields = dataclasses.asdict(self)
+        return {**fields, "orphan_files": len(self.orphan_files), "problems": self.problems}
 
 
 class _CheckedStore(ChunkReader, ChunkStatter, ChunkEnumerator, Protocol):
@@ -125,7 +139,25 @@ class Checker:
                 progress("files", files, None)
         if repair:
             report.repaired = self._repair_counts()
+            if isinstance(self.store, ChunkQuarantiner):
+                self._quarantine(self.store, report.wrong_size_chunks + report.corrupt_chunks, report, progress)
         return report
+
+    def _quarantine(
+        self, store: ChunkQuarantiner, digests: list[str], report: CheckReport, progress: Progress | None
+    ) -> None:
+        """Move each damaged file aside under its chunk row's lock: an upload of the same bytes
+        (which locks the row too) either mended it before, and the store sees a right file and
+        keeps it, or writes it again after."""
+        for done, digest in enumerate(digests, 1):
+            with self.db.transaction() as conn:
+                row = conn.execute(
+                    "SELECT size FROM chunks WHERE digest = %s FOR UPDATE", (bytes.fromhex(digest),)
+                ).fetchone()
+                if row is not None and store.quarantine(digest, row["size"]):
+                    report.quarantined.append(digest)
+            if progress:
+                progress("quarantine", done, len(digests))
 
     def _still_missing(self, digests: list[str]) -> list[str]:
         """The snapshot may predate a collection that freed these chunks (rows and files)

@@ -11,7 +11,6 @@ drifted to zero.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import threading
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from .cache import ChunkCache
 from .interface import ChunkStore
+from .stats import Counters
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -32,6 +32,10 @@ Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None
 _BATCH = 500
 # How often a server process walks the whole chunk store for orphan and staging files.
 FILE_SWEEP_INTERVAL_SECONDS = 3600
+# The first walk comes this soon after a process starts (or after the collection interval, if
+# shorter): workers restarted more often than hourly would otherwise never walk. The advisory
+# lock keeps it to one process at a time; the others skip their walk.
+FIRST_SWEEP_DELAY_SECONDS = 60
 _SWEEP_LOCK_KEY = 0x1A6E_5E3F
 
 
@@ -50,7 +54,7 @@ class Collector:
         db: Database,
         store: ChunkStore,
         cache: ChunkCache,
-        counters: collections.Counter[str],
+        counters: Counters,
         grace_seconds: int,
         object_references_sql: str | None,
     ):
@@ -63,6 +67,8 @@ class Collector:
         self.object_references_sql = object_references_sql
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # Other owners' clean-ups run with each collection (the app adds expired share links').
+        self.extra_sweeps: list[Callable[[], object]] = []
 
     def collect_garbage(
         self, grace_seconds: int | None = None, progress: Progress | None = None, sweep_files: bool = True
@@ -75,8 +81,10 @@ class Collector:
         self._free_chunks(grace, report, progress)
         if sweep_files:
             self._sweep_files(grace, report, progress)
-        self.counters["gc_runs"] += 1
-        self.counters["gc_chunks_freed"] += report.chunks_freed
+        for sweep in self.extra_sweeps:
+            sweep()
+        self.counters.inc("gc_runs")
+        self.counters.inc("gc_chunks_freed", report.chunks_freed)
         return report
 
     def _sweep_files(self, grace: int, report: GcReport, progress: Progress | None) -> None:
@@ -183,10 +191,10 @@ class Collector:
                     " ON CONFLICT (digest) DO NOTHING RETURNING digest",
                     ([bytes.fromhex(f.digest) for f in orphans], [f.size for f in orphans]),
                 ).fetchall()
-                for row in claimed:
-                    self.store.delete(bytes(row["digest"]).hex())
+                # Count only what was unlinked: a file listed a moment ago may be gone now.
+                removed = sum(self.store.delete(bytes(row["digest"]).hex()) for row in claimed)
                 conn.execute("DELETE FROM chunks WHERE digest = ANY(%s)", ([r["digest"] for r in claimed],))
-            report.orphan_files_removed += len(claimed)
+            report.orphan_files_removed += removed
             if progress:
                 progress("orphans", start + len(batch), len(candidates))
 
@@ -196,10 +204,12 @@ class Collector:
         self._stop.clear()
 
         def loop() -> None:
-            last_sweep = time.monotonic()
-            while not self._stop.wait(interval_seconds):
+            last_sweep: float | None = None
+            wait = min(interval_seconds, FIRST_SWEEP_DELAY_SECONDS)
+            while not self._stop.wait(wait):
+                wait = interval_seconds
                 try:
-                    sweep = time.monotonic() - last_sweep >= FILE_SWEEP_INTERVAL_SECONDS
+                    sweep = last_sweep is None or time.monotonic() - last_sweep >= FILE_SWEEP_INTERVAL_SECONDS
                     report = self.collect_garbage(sweep_files=sweep)
                     if sweep:
                         last_sweep = time.monotonic()

@@ -33,3 +33,14 @@ class ChunkCorrupt(BlobError):
 
 class ChunkLost(ChunkCorrupt):
     """A chunk's file is missing."""
+
+
+class StoreUnavailable(BlobError):
+    """The chunk store (an S3 bucket) could not be reached, timed out, or answered with an
+    error. The operation did not happen, or its outcome is unknown; retrying later may
+    succeed. An upload that meets it is not committed: nothing refers to what it stored."""
+
+
+class ChunkFreed(ChunkLost):
+    """A chunk's file is gone because nothing references it any more: every object holding it
+    was released and collected while it was being read (an image deleted mid-download)."""

@@ -11,6 +11,7 @@ Small role interfaces, one per job (after perkeep's blobserver), combined into `
     ChunkEnumerator.iterate() -> ChunkFile... every stored chunk (digest, size, mtime)
     ChunkStager.new_staging_area()            a private place for one upload's chunks before commit
     ChunkStager.sweep_staging(seconds) -> int remove what dead uploads left, older than `seconds`
+    ChunkQuarantiner.quarantine(digest, size) optional: move a wrong file aside (fsck --repair)
 
 Digests are lowercase SHA-256 hex. Each part of the blob store is typed against the roles it
 uses, so a new backend (S3) knows exactly what it must provide. Every implementation passes
@@ -25,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 class ChunkMissing(LookupError):
@@ -70,6 +71,14 @@ class ChunkEnumerator(Protocol):
 class ChunkStager(Protocol):
     def new_staging_area(self) -> StagingArea: ...
     def sweep_staging(self, older_than_seconds: float) -> int: ...
+
+
+@runtime_checkable
+class ChunkQuarantiner(Protocol):
+    """Optional role: move the file at `digest` aside if it does not hold the `size` bytes it
+    names, so it reads as missing and the next upload of those bytes writes it again."""
+
+    def quarantine(self, digest: str, size: int) -> bool: ...
 
 
 class ChunkStore(ChunkWriter, ChunkReader, ChunkStatter, ChunkRemover, ChunkEnumerator, ChunkStager, Protocol):

@@ -11,31 +11,28 @@ truncated file, a disk a flipped bit; an upload that brings the right bytes repl
 file atomically instead of adopting it. Every fan-out directory created is made durable in its
 parent (one fsync of the parent per new directory) before a chunk is published in it.
 
-Staging: each upload gets its own directory under `root/tmp/`, held with an exclusive
-flock(2) for as long as its owner lives. The kernel drops the lock when the owner exits, however
-it exits, so the sweeper knows exactly which staged files are abandoned: a locked directory is
-an upload in flight (never touched, however old), an unlocked one was left by a crash (removed
-once older than the grace period). Age alone cannot tell a slow upload from a dead one.
+Publishing is durable and batched (durable.py): `put_many` moves one upload's staged files into
+place with their fsyncs grouped; `put` is a batch of one. Staging areas: staging_area.py.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 from cachetools import LRUCache
 
+from .durable import Mapper, ensure_dirs, fsync_dir, publish
 from .interface import ChunkFile, ChunkMissing, ChunkStore
+from .staging_area import StagingArea, remove_abandoned_area
+
+__all__ = ["LocalChunkStore", "StagingArea"]
 
 log = logging.getLogger(__name__)
 
@@ -53,54 +50,12 @@ def _check_digest(digest: str) -> str:
     return digest
 
 
-class StagingArea:
-    """A private, flock-held directory for one upload's staged chunk files."""
-
-    def __init__(self, parent: Path):
-        parent.mkdir(parents=True, exist_ok=True)  # e.g. emptied by reinstall-schema under a live server
-        while True:
-            path = Path(tempfile.mkdtemp(dir=parent, prefix="upload-"))
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-            except FileNotFoundError:
-                continue  # a sweep removed it before we could lock it
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # A sweep may have locked and removed it between mkdtemp and flock.
-            try:
-                ours = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                ours = False
-            if ours:
-                break
-            os.close(fd)
-        self.path = path
-        self._files = 0
-        # Closing the descriptor releases the lock; if the owner forgets `remove()`, the
-        # finalizer still releases it and the next sweep takes the leftovers.
-        self._release = weakref.finalize(self, os.close, fd)
-
-    def new_file(self):
-        """An open binary file inside this area, and its path."""
-        # The area is private to one upload, so a counter names files uniquely; mkstemp's
-        # random names and retries cost ~10% of an upload's time in the profile.
-        self._files += 1
-        path = self.path / f"chunk-{self._files}.tmp"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return os.fdopen(fd, "wb"), path
-
-    def remove(self) -> None:
-        """Delete whatever is still staged here and give up the lock."""
-        if self._release.alive:
-            shutil.rmtree(self.path, ignore_errors=True)
-            self._release()
-
-
 class LocalChunkStore:
     def __init__(self, root: Path, fsync: bool = True):
         self.root = Path(root)
         self.fsync = fsync
         self.staging_dir = self.root / STAGING
-        _ensure_dir(self.root, fsync)
+        ensure_dirs([self.root], fsync)
         self.staging_dir.mkdir(exist_ok=True)  # staged files need no durability
         self._known_good: LRUCache = LRUCache(_KNOWN_GOOD_ENTRIES)
         self._known_good_lock = threading.Lock()
@@ -112,7 +67,7 @@ class LocalChunkStore:
     # -- staging -------------------------------------------------------------------------
     def new_staging_area(self) -> StagingArea:
         """A locked directory for one upload (same filesystem, so publishing is a rename)."""
-        return StagingArea(self.staging_dir)
+        return StagingArea(self.staging_dir, writeback=self.fsync)
 
     def sweep_staging(self, older_than_seconds: float) -> int:
         """Remove staged files no live upload holds, once older than the grace period.
@@ -124,7 +79,7 @@ class LocalChunkStore:
                 if entry.stat(follow_symlinks=False).st_mtime > cutoff:
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    removed += _remove_abandoned_area(entry.path)
+                    removed += remove_abandoned_area(entry.path)
                 else:
                     os.unlink(entry.path)  # a loose file: nothing stages outside an area
                     removed += 1
@@ -138,36 +93,41 @@ class LocalChunkStore:
         moved (not copied); either must hold exactly the bytes `digest` names. Returns False
         when the right file was already there, True when a file was written (new, or replacing
         a wrong one)."""
-        final = self.path_for(digest)
-        size = data.stat().st_size if isinstance(data, Path) else len(data)
-        if self._holds(final, digest, size):
-            if isinstance(data, Path):
-                data.unlink(missing_ok=True)
-            return False
-        _ensure_dir(final.parent, self.fsync)
         if isinstance(data, Path):
-            staged = data
-            if self.fsync:
-                fd = os.open(staged, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            _publish(staged, final, self.fsync)
-        else:
-            area = self.new_staging_area()
-            try:
-                handle, staged = area.new_file()
-                with handle:
-                    handle.write(data)
-                    handle.flush()
-                    if self.fsync:
-                        os.fsync(handle.fileno())
-                _publish(staged, final, self.fsync)
-            finally:
-                area.remove()
-        self._remember_good(digest, os.stat(final))
-        return True
+            return self.put_many([(digest, data)])[0]
+        if self._holds(self.path_for(digest), digest, len(data)):
+            return False
+        area = self.new_staging_area()
+        try:
+            handle, staged = area.new_file()
+            with handle:
+                handle.write(data)
+            return self.put_many([(digest, staged)])[0]
+        finally:
+            area.remove()
+
+    def put_many(self, staged: list[tuple[str, Path]], map_: Mapper = map) -> list[bool]:
+        """`put` for many staged files of distinct digests, durable together (durable.py):
+        each result as `put`'s. `map_` spreads the checks and fsyncs (a thread pool's map)."""
+        finals = [self.path_for(digest) for digest, _ in staged]
+
+        def holds(index: int) -> bool:
+            digest, source = staged[index]
+            return self._holds(finals[index], digest, source.stat().st_size)
+
+        present = list(map_(holds, range(len(staged))))
+        moves = []
+        for (_, source), final, here in zip(staged, finals, present, strict=True):
+            if here:
+                source.unlink(missing_ok=True)
+            else:
+                moves.append((source, final))
+        if moves:
+            publish(moves, self.fsync, map_)
+        for (digest, _), final, here in zip(staged, finals, present, strict=True):
+            if not here:
+                self._remember_good(digest, os.stat(final))
+        return [not here for here in present]
 
     def _holds(self, final: Path, digest: str, size: int, trust_known: bool = True) -> bool:
         """Whether the file at `final` holds the `size` bytes that `digest` names."""
@@ -231,7 +191,7 @@ class LocalChunkStore:
         if not final.exists() or self._holds(final, digest, size, trust_known=False):
             return False
         aside = self.root / QUARANTINE
-        _ensure_dir(aside, self.fsync)
+        ensure_dirs([aside], self.fsync)
         try:
             os.replace(final, aside / f"{digest}.{time.time_ns()}")
         except FileNotFoundError:
@@ -239,8 +199,8 @@ class LocalChunkStore:
         with self._known_good_lock:
             self._known_good.pop(digest, None)
         if self.fsync:
-            _fsync_dir(final.parent)
-            _fsync_dir(aside)
+            fsync_dir(final.parent)
+            fsync_dir(aside)
         log.warning("chunk %s held the wrong bytes; moved to %s", digest, aside)
         return True
 
@@ -263,64 +223,6 @@ def _subdirs(path: Path):
         return [Path(e.path) for e in os.scandir(path) if e.is_dir() and len(e.name) == 2]
     except FileNotFoundError:
         return []
-
-
-def _publish(staged: Path, final: Path, fsync: bool) -> None:
-    os.replace(staged, final)
-    # The collector's grace period for files without a row counts from when a chunk became
-    # visible, not from when it was staged.
-    os.utime(final)
-    if fsync:
-        _fsync_dir(final.parent)
-
-
-def _remove_abandoned_area(path: str) -> int:
-    """Remove a staging directory if no live upload holds its lock; returns files removed."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
-        return 0
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return 0  # its upload is still running
-        removed = 0
-        for entry in os.scandir(path):
-            try:
-                os.unlink(entry.path)
-                removed += 1
-            except (FileNotFoundError, IsADirectoryError):
-                pass
-        shutil.rmtree(path, ignore_errors=True)
-        return removed
-    finally:
-        os.close(fd)  # after the removal, so a new owner cannot lock it half-emptied
-
-
-def _ensure_dir(path: Path, fsync: bool) -> None:
-    """Create `path` and its missing parents, each fsynced in its parent before anything is
-    published in it (a chunk row must not outlive, after a power loss, the entry leading to its
-    file): one fsync per new directory. A directory raced into existence is fsynced by both
-    racers. Left to the filesystem: a put that finds a directory made by another process a moment
-    ago, before its fsync returned (ext4 and XFS journal the mkdir before the file made in it)."""
-    if path.is_dir():
-        return
-    _ensure_dir(path.parent, fsync)
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        pass
-    if fsync:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # Static conformance (restic's `var _ backend.Backend = &Local{}`): mypy fails here if

@@ -29,6 +29,7 @@ be shared across a fork.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 import threading
@@ -38,15 +39,15 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .errors import StoreUnavailable
 from .interface import ChunkFile, ChunkMissing
 from .local import LocalChunkStore, StagingArea
 
+__all__ = ["ChunkRejected", "S3ChunkStore", "StoreUnavailable"]
+
+log = logging.getLogger(__name__)
+
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-class StoreUnavailable(RuntimeError):
-    """The chunk store could not be reached, timed out, or answered with an error. The
-    operation did not happen (or its outcome is unknown); retrying later may succeed."""
 
 
 class ChunkRejected(StoreUnavailable):
@@ -267,6 +268,15 @@ class S3ChunkStore:
                         yield ChunkFile(name, entry["Size"], entry["LastModified"].timestamp())
         except (ClientError, BotoCoreError) as err:
             raise _unavailable(self, f"LIST {self.prefix or '/'}", err) from None
+
+    def warm_up(self) -> None:
+        """Import boto3, build this process's client and check the bucket now (~0.7 s), so a
+        fresh worker's first request does not pay for it. A store that is down is logged, not
+        raised: the node still starts, and its requests answer 503 until the store is back."""
+        try:
+            self.ping()
+        except StoreUnavailable as err:
+            log.error("the chunk store is not available at start-up: %s", err)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the bucket answers (for start-up and health checks)."""

@@ -1,12 +1,11 @@
 """Reporting: what the store holds (objects, chunks, logical and stored bytes, dedup ratio) and
-this process's counters as metrics. Read-only."""
+this store's event counters. Read-only, apart from the counters."""
 
 from __future__ import annotations
 
-import collections
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-from .cache import ChunkCache
 
 if TYPE_CHECKING:
     from ..db import Database
@@ -39,48 +38,32 @@ def storage_stats(db: Database, object_references_sql: str | None) -> dict:
     }
 
 
-def metrics(cache: ChunkCache, counters: collections.Counter[str]) -> list[tuple[str, str, str, int]]:
-    return [
-        ("imagerepo_cache_hits_total", "counter", "Chunk reads served from the cache", cache.hits),
-        ("imagerepo_cache_misses_total", "counter", "Cacheable chunk reads that went to the store", cache.misses),
-        (
-            "imagerepo_cache_bypassed_total",
-            "counter",
-            "Chunk reads of objects over the cache's size gate (read from the store, not cached)",
-            cache.bypassed,
-        ),
-        ("imagerepo_cache_bytes", "gauge", "Bytes held by the chunk cache", cache.bytes_used),
-        ("imagerepo_cache_chunks", "gauge", "Chunks held by the chunk cache", len(cache)),
-        (
-            "imagerepo_objects_created_total",
-            "counter",
-            "Uploads that stored new content",
-            counters["objects_created"],
-        ),
-        (
-            "imagerepo_uploads_deduplicated_total",
-            "counter",
-            "Uploads of content already stored",
-            counters["uploads_deduplicated"],
-        ),
-        ("imagerepo_chunks_written_total", "counter", "Chunk files written", counters["chunks_written"]),
-        (
-            "imagerepo_chunks_corrupt_total",
-            "counter",
-            "Chunk reads that failed verification",
-            counters["chunks_corrupt"],
-        ),
-        (
-            "imagerepo_chunks_healed_total",
-            "counter",
-            "Missing chunk files rewritten from an identical upload",
-            counters["chunks_healed"],
-        ),
-        ("imagerepo_gc_runs_total", "counter", "Collector runs", counters["gc_runs"]),
-        (
-            "imagerepo_gc_chunks_freed_total",
-            "counter",
-            "Chunks freed by the collector",
-            counters["gc_chunks_freed"],
-        ),
-    ]
+class Counters:
+    """Events of one blob store (uploads, chunks written, corrupt reads, collector runs), bumped
+    from many threads. `inc` holds a lock: `counter[name] += 1` is a read and a write that two
+    threads can interleave, losing one. `listener` (set by the app: Prometheus) hears each event;
+    the store itself imports nothing outside its package."""
+
+    NAMES = (
+        "objects_created",
+        "uploads_deduplicated",
+        "chunks_written",
+        "chunks_corrupt",
+        "chunks_healed",
+        "gc_runs",
+        "gc_chunks_freed",
+    )
+
+    def __init__(self) -> None:
+        self._values = dict.fromkeys(self.NAMES, 0)
+        self._lock = threading.Lock()
+        self.listener: Callable[[str, int], None] | None = None
+
+    def inc(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] += amount
+        if self.listener is not None and amount:
+            self.listener(name, amount)
+
+    def __getitem__(self, name: str) -> int:
+        return self._values[name]

@@ -11,31 +11,20 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from .interface import ChunkReader, ChunkWriter
+from .pools import pool
 from .staging import StagedChunk, StagedObject
+from .stats import Counters
 
 log = logging.getLogger(__name__)
 
-_io_executor: ThreadPoolExecutor | None = None
-_io_executor_pid: int | None = None
-_io_executor_lock = threading.Lock()
-
 
 def _io_pool() -> ThreadPoolExecutor:
-    """Threads for blocking file work (fsyncs at publish). Per process: threads do not
-    survive fork, and gunicorn forks its workers."""
-    global _io_executor, _io_executor_pid
-    if _io_executor is None or _io_executor_pid != os.getpid():
-        with _io_executor_lock:
-            if _io_executor is None or _io_executor_pid != os.getpid():
-                _io_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="imagerepo-io")
-                _io_executor_pid = os.getpid()
-    return _io_executor
+    """Threads for the fsyncs at publish."""
+    return pool("io", 8)
 
 
 class _WritableStore(ChunkWriter, ChunkReader, Protocol):
@@ -53,7 +42,7 @@ class StoredObject:
 
 
 class ObjectWriter:
-    def __init__(self, store: _WritableStore, counters: collections.Counter[str]):
+    def __init__(self, store: _WritableStore, counters: Counters):
         self.store = store
         self.counters = counters
 
@@ -70,9 +59,9 @@ class ObjectWriter:
             (digest, staged.size, staged.chunk_size),
         ).fetchone()
         if not row["inserted"]:
-            self.counters["uploads_deduplicated"] += 1
+            self.counters.inc("uploads_deduplicated")
             if row["chunk_size"] == staged.chunk_size:
-                self._heal(staged)
+                self._heal(conn, staged)
             return StoredObject(staged.digest, staged.size, row["chunk_size"], created=False)
 
         references = collections.Counter(c.digest for c in staged.chunks)
@@ -93,26 +82,36 @@ class ObjectWriter:
                 copy.write_row((digest, index, bytes.fromhex(chunk.digest)))
         # Row locks on every chunk are held now: the collector cannot free any of them until
         # we commit, so publishing a missing file here cannot be undone behind our back.
-        # In parallel: each publish is an fsync of the file and of its fan-out directory, and
-        # fsyncs on different files overlap well (the serial loop spent most of an upload here).
-        written = _io_pool().map(self._publish, distinct)
-        self.counters["chunks_written"] += sum(written)
-        self.counters["objects_created"] += 1
+        # A store that can publish a batch (the local one) groups the upload's fsyncs so they
+        # share journal commits (durable.py); others (S3) publish each chunk, in parallel.
+        put_many = getattr(self.store, "put_many", None)
+        if put_many is not None:
+            written = put_many([(c.digest, c.path) for c in distinct], _io_pool().map)
+        else:
+            written = list(_io_pool().map(self._publish, distinct))
+        self.counters.inc("chunks_written", sum(written))
+        self.counters.inc("objects_created")
         return StoredObject(staged.digest, staged.size, staged.chunk_size, created=True)
 
     def _publish(self, chunk: StagedChunk) -> bool:
         return self.store.put(chunk.digest, chunk.path)
 
-    def _heal(self, staged: StagedObject) -> None:
-        """Put back any chunk file of an existing object that has gone missing from disk (fsck
-        reports those), from the identical bytes just received. Safe without chunk row locks:
-        the object's reference, held under its row lock, keeps every one of its chunks counted,
-        so the collector cannot be freeing them."""
-        for chunk in {c.digest: c for c in staged.chunks}.values():
-            if not self.store.exists(chunk.digest):
-                log.warning("chunk %s was missing from the store; rewritten from an identical upload", chunk.digest)
-                self.store.put(chunk.digest, chunk.path)
-                self.counters["chunks_healed"] += 1
+    def _heal(self, conn, staged: StagedObject) -> None:
+        """Make every chunk file of an existing object hold the right bytes again, from the
+        identical bytes just received: a lost file is written, a damaged one (wrong size, or
+        wrong bytes where the store cannot vouch for the file) replaced atomically; `put`
+        checks and replaces. The object's reference, held under its row lock, keeps every chunk
+        counted, so the collector cannot be freeing them; a share lock on the chunk rows keeps
+        fsck's quarantine (which locks the row for update) from moving a file this replaces."""
+        distinct = sorted({c.digest: c for c in staged.chunks}.values(), key=lambda c: c.digest)
+        conn.execute(
+            "SELECT 1 FROM chunks WHERE digest = ANY(%s) ORDER BY digest FOR KEY SHARE",
+            ([bytes.fromhex(c.digest) for c in distinct],),
+        )
+        for chunk, written in zip(distinct, _io_pool().map(self._publish, distinct), strict=True):
+            if written:
+                log.warning("chunk %s was missing or damaged; rewritten from an identical upload", chunk.digest)
+                self.counters.inc("chunks_healed")
 
     @staticmethod
     def release(conn, digest: str) -> None:

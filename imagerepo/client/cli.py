@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from . import share
 from .commands import (
     cmd_delete,
     cmd_download,
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=_image_id, metavar="ID")
     p.add_argument("--out", metavar="DIR", help=f"directory to save into (default: {DEFAULT_OUTPUT_DIR})")
     p.add_argument("--access-key", help="key of someone else's private image")
+    p.add_argument("--width", type=int, help="a variant this many pixels wide (the server's size grid)")
+    p.add_argument("--height", type=int, help="a variant this many pixels high")
+    p.add_argument("--fit", choices=("inside", "cover"), help="inside (default) or cover (crop; needs both sides)")
+    p.add_argument("--format", choices=("jpeg", "png", "webp", "avif"), help="the variant's format")
+    p.add_argument("--quality", type=int, help="50, 70, 80 or 90 (jpeg, webp, avif)")
 
     p = command("private", cmd_private, "make one of your images private")
     p.add_argument("id", type=_image_id, metavar="ID")
@@ -104,11 +110,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("delete", cmd_delete, "delete one of your images")
     p.add_argument("id", type=_image_id, metavar="ID")
+    share.add_commands(command, _image_id)  # share, links, unshare
     return parser
 
 
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string, in any command, that takes exactly one value."""
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                found |= _value_options(subparser)
+        elif action.option_strings and action.nargs is None:
+            found.update(action.option_strings)
+    return found
+
+
+def attach_values(argv: list[str], value_options: set[str]) -> list[str]:
+    """`--access-key -Xy3` as `--access-key=-Xy3`: argparse takes a value that starts with '-'
+    for an unknown option and fails, yet generated access keys (URL-safe base64) start with
+    '-' one time in 64, and a description or password may too. Nothing after `--` changes."""
+    out: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":
+            out.append(arg)
+            out.extend(rest)
+            break
+        value = next(rest, None) if arg in value_options else None
+        out.append(arg if value is None else f"{arg}={value}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else argv, _value_options(parser)))
     args.json = getattr(args, "json", False)
     args.quiet = getattr(args, "quiet", False)
     server = getattr(args, "server", None) or os.environ.get("IMAGEREPO_URL") or DEFAULT_SERVER

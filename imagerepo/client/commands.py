@@ -165,10 +165,13 @@ def cmd_download(api: Api, args) -> None:
     headers = key_headers(args.access_key)
     image = api.json("GET", image_path(args.id), auth=None, headers=headers)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = target_path(out_dir, image.get("name"), args.id)
-
-    response = api.call("GET", image_path(args.id, "/content"), auth=None, headers=headers, stream=True)
-    expected = (image.get("sha256") or "").lower() or None
+    variant = variant_params(args)
+    response = api.call("GET", image_path(args.id, "/content"), auth=None, headers=headers, params=variant, stream=True)
+    name = image.get("name")
+    if variant:  # a variant: its own bytes (the ETag is their digest) and its own extension
+        name = variant_name(name, variant, response.headers.get("Content-Type", ""))
+    target = target_path(out_dir, name, args.id)
+    expected = None if variant else (image.get("sha256") or "").lower() or None
     etag = etag_digest(response)
     if expected and etag and etag != expected:
         response.close()
@@ -208,6 +211,27 @@ def cmd_download(api: Api, args) -> None:
         {"id": args.id, "path": str(target), "size": progress.done, "sha256": actual},
         lambda d: f"saved image {d['id']} to {d['path']} ({human_bytes(d['size'])}, sha256 verified)",
     )
+
+
+_VARIANT_FLAGS = ("width", "height", "fit", "format", "quality")
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif"}
+
+
+def variant_params(args) -> dict:
+    """The content route's transform parameters the flags ask for (the server checks them)."""
+    return {flag: str(value) for flag in _VARIANT_FLAGS if (value := getattr(args, flag, None)) is not None}
+
+
+def variant_name(name: str | None, variant: dict, content_type: str) -> str | None:
+    """`holiday.jpg` asked as width 200 in webp saves as `holiday-w200.webp`: the variant's own
+    extension, and a tag so it never overwrites the original or another variant."""
+    extension = _EXTENSIONS.get(content_type.split(";")[0].strip().lower())
+    if not name or not extension:
+        return name
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    tags = [f"{flag[0]}{variant[flag]}" for flag in ("width", "height", "quality") if flag in variant]
+    tags += [variant["fit"]] if "fit" in variant else []
+    return f"{stem}{'-' + '-'.join(tags) if tags else ''}.{extension}"
 
 
 def cmd_private(api: Api, args) -> None:

@@ -5,8 +5,10 @@ both answer with it."""
 from __future__ import annotations
 
 from ..context import services
-from ..pagination import decode_rank_cursor, decode_time_cursor, encode_rank_cursor, encode_time_cursor, page
+from ..pagination import decode_class_cursor, decode_time_cursor, encode_class_cursor, encode_time_cursor, page
+from ..plans import view as plan_view
 from ..tags import queries as tag_queries
+from ..variants.images import thumbnail_url
 from . import queries
 from .errors import LoginRequired
 from .schemas import ImageFilters, ImageListOut, ListQuery, image_out
@@ -40,7 +42,7 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None, 
     """A page of what `viewer` may see (own and public images, or only own with `mine`), each
     row with its tags, and the cursor of the next page."""
     ranked = bool(filters.q)
-    position = (decode_rank_cursor(cursor) if ranked else decode_time_cursor(cursor)) if cursor else None
+    position = (decode_class_cursor(cursor) if ranked else decode_time_cursor(cursor)) if cursor else None
     with services().db.transaction() as conn:
         where = _resolve(conn, filters)
         if where is None:
@@ -48,15 +50,20 @@ def list_images(viewer: int | None, mine: bool, limit: int, cursor: str | None, 
         rows, next_cursor = page(
             queries.page_rows(conn, *queries.list_query(viewer, mine, limit, position, where)),
             limit,
-            (lambda r: encode_rank_cursor(r["rank"], r["id"]))
+            (lambda r: encode_class_cursor(r["class"], r["created_at"], r["id"]))
             if ranked
             else (lambda r: encode_time_cursor(r["created_at"], r["id"])),
         )
-        return tag_queries.attach_tags(conn, rows), next_cursor
+        return plan_view.attach(conn, tag_queries.attach_tags(conn, rows), viewer), next_cursor
 
 
 def listing(viewer: int | None, query: ListQuery) -> ImageListOut:
     if query.mine and viewer is None:
         raise LoginRequired("mine=1 needs a bearer token")
     rows, next_cursor = list_images(viewer, query.mine, query.limit, query.cursor, query)
-    return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+    if query.thumbnail is None:
+        return ImageListOut(images=[image_out(r, viewer) for r in rows], nextCursor=next_cursor)
+    return ImageListOut(
+        images=[image_out(r, viewer, thumbnailUrl=thumbnail_url(r, viewer, query.thumbnail)) for r in rows],
+        nextCursor=next_cursor,
+    )

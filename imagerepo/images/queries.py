@@ -10,8 +10,11 @@ import dataclasses
 import datetime as dt
 import re
 
-# Every image holds one reference to its object; the blob store's fsck counts them with this.
-OBJECT_REFERENCES_SQL = "SELECT object_digest FROM images"
+from ..variants.queries import VARIANT_REFERENCES_SQL
+
+# Every image holds one reference to its object, and every variant one to its derived object;
+# the blob store's collector and fsck count references with this.
+OBJECT_REFERENCES_SQL = "SELECT object_digest FROM images UNION ALL " + VARIANT_REFERENCES_SQL
 
 COLUMNS = (
     "i.id, i.owner_id, i.object_digest, i.filename, i.content_type, i.width, i.height,"
@@ -75,7 +78,12 @@ def delete_image(conn, image_id: int) -> None:
 
 
 def user_id_by_name(conn, name: str) -> int | None:
-    row = conn.execute("SELECT id FROM users WHERE name = %s", (name,)).fetchone()
+    # By key, as logins are (names.py): every spelling of a name finds its owner. Accounts that
+    # collided before keys existed share one: the exact spelling wins, then the name's holder.
+    row = conn.execute(
+        "SELECT id FROM users WHERE name_key = user_name_key(%s) ORDER BY (name = %s) DESC, name_collision, id LIMIT 1",
+        (name, name),
+    ).fetchone()
     return row["id"] if row else None
 
 
@@ -110,9 +118,9 @@ def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None,
     filtered and cut to limit + 1 on its own: without filters each walks its index
     (images_public_created_idx, images_owner_created_idx) with the keyset condition, so a page
     costs O(limit) at any table size; with selective filters the planner starts from the
-    filter's index instead (image_tags_tag_idx, images_search_idx, images_type_created_idx).
-    With a search (`where.search`) pages are ordered by rank, then id, and the cursor is
-    (rank, id); otherwise newest first and the cursor is (created_at, id)."""
+    filter's index instead (image_tags_tag_idx, images_type_created_idx). With a search
+    (`where.search`) pages are ordered by class, then newest first, and the cursor is (class,
+    created_at, id) (see _search_query); otherwise newest first and the cursor is (created_at, id)."""
     where = where or Filters()
     params = {
         "viewer": viewer,
@@ -129,8 +137,6 @@ def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None,
         conditions.append(
             f"EXISTS (SELECT 1 FROM image_tags it WHERE it.image_id = images.id AND it.tag_id = %(tag{n})s)"
         )
-    if where.search:
-        conditions.append("search @@ to_tsquery('simple', %(q)s)")
     if where.created_after:
         conditions.append("created_at >= %(after)s")
     if where.created_before:
@@ -140,28 +146,97 @@ def list_query(viewer: int | None, mine: bool, limit: int, cursor: tuple | None,
     if where.content_type:
         conditions.append("content_type = %(type)s")
     if where.search:
-        rank = "ts_rank(search, to_tsquery('simple', %(q)s))::float8"
-        columns, order, outer_order = (
-            f"id, created_at, {rank} AS rank",
-            "rank DESC, id DESC",
-            "page.rank DESC, i.id DESC",
-        )
-        if cursor:
-            conditions.append(f"({rank}, id) < (%(at)s, %(id)s)")
-    else:
-        columns, order, outer_order = "id, created_at", "created_at DESC, id DESC", "i.created_at DESC, i.id DESC"
-        if cursor:
-            conditions.append("(created_at, id) < (%(at)s, %(id)s)")
+        return _search_query(viewer, mine, cursor, conditions, params)
+    columns, order = "id, created_at", "created_at DESC, id DESC"
+    if cursor:
+        conditions.append("(created_at, id) < (%(at)s, %(id)s)")
     params["at"], params["id"] = cursor if cursor else (None, None)
     filtered = "".join(f" AND {c}" for c in conditions)
-    public = f"(SELECT {columns} FROM images WHERE NOT is_private{filtered} ORDER BY {order} LIMIT %(n)s)"
-    own = f"(SELECT {columns} FROM images WHERE owner_id = %(viewer)s{filtered} ORDER BY {order} LIMIT %(n)s)"
-    branches = [own] if mine else ([public, own] if viewer is not None else [public])
-    rank_column = ", page.rank" if where.search else ""
+    branches = [
+        f"(SELECT {columns} FROM images WHERE {visible}{filtered} ORDER BY {order} LIMIT %(n)s)"
+        for visible in _visibility(viewer, mine)
+    ]
     sql = (
-        f"SELECT {COLUMNS}{rank_column} FROM ({' UNION '.join(branches)}) page"
+        f"SELECT {COLUMNS} FROM ({' UNION '.join(branches)}) page"
         " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
-        f" ORDER BY {outer_order} LIMIT %(n)s"
+        " ORDER BY i.created_at DESC, i.id DESC LIMIT %(n)s"
+    )
+    return sql, params
+
+
+def _visibility(viewer: int | None, mine: bool) -> list[str]:
+    """The visible set as branches, each walking its own index: public images, the viewer's own."""
+    public, own = "NOT is_private", "owner_id = %(viewer)s"
+    return [own] if mine else ([public, own] if viewer is not None else [public])
+
+
+# Search classes, best first: every word found among the tags (3), among the tags and the file
+# name (2), anywhere (1, so in the description). Each is a tsvector column of its own
+# (migration 010: search_tags and search_named are the `search` vector cut to weights A and
+# A+B), with a GIN index, so each class is a query of its own.
+SEARCH_CLASSES = {
+    3: "search_tags @@ to_tsquery('simple', %(q)s)",
+    2: "search_named @@ to_tsquery('simple', %(q)s) AND NOT search_tags @@ to_tsquery('simple', %(q)s)",
+    1: "search @@ to_tsquery('simple', %(q)s) AND NOT search_named @@ to_tsquery('simple', %(q)s)",
+}
+# How many visible images, newest first, a class looks through before it asks its GIN index.
+SEARCH_WALK = 1000
+
+
+def _search_query(viewer: int | None, mine: bool, cursor: tuple | None, conditions: list[str], params: dict):
+    """A search page: ordered by class (tags > name > description), newest first inside a
+    class; the cursor is (class, created_at, id) of the last row shown. Classes before the
+    cursor's are not queried at all.
+
+    Each class is found one of two ways, chosen at run time rather than by the planner (whose
+    estimates for prefix searches are guesses: walking the date index for a word that matches
+    nothing reads the whole table, taking all matches of a common word from the GIN index
+    reads a tenth of it):
+    - walk: the next SEARCH_WALK visible images by date (images_created_idx), keeping the
+      class's matches; a word in more than ~2% of images fills a page this way;
+    - only when that walk found less than a page: every match of the class from its GIN
+      index, sorted; few matches near the cursor means this is cheap."""
+    params["cls"], params["at"], params["id"] = cursor if cursor else (None, None, None)
+    params["walk"] = SEARCH_WALK
+    visible = " OR ".join(f"({v})" for v in _visibility(viewer, mine))
+    filtered = "".join(f" AND {c}" for c in conditions)
+    ctes: list[str] = []
+    branches: list[str] = []
+    shown_before: list[str] = []
+    for cls, matches in SEARCH_CLASSES.items():
+        if cursor and cls > cursor[0]:
+            continue  # already shown
+        after = " AND (created_at, id) < (%(at)s, %(id)s)" if cursor and cls == cursor[0] else ""
+        # A class is not looked at once the better ones have filled the page.
+        room = " + ".join(shown_before) + " < %(n)s AND " if shown_before else ""
+        ctes.append(
+            f"walk{cls} AS MATERIALIZED (SELECT id, created_at, {matches}{filtered} AS hit"
+            f" FROM (SELECT * FROM images WHERE {room}({visible}){after}"
+            " ORDER BY created_at DESC, id DESC LIMIT %(walk)s) images)"
+        )
+        # The GIN search runs only when the walk found less than a page and the better classes
+        # (each at most a page: the larger of its walk and its search) left room on this one.
+        # OFFSET 0 keeps the sort outside, so the scan is planned to find all matches (the GIN
+        # index), behind the gate; and the keyset condition is hidden from the date indexes
+        # (IS TRUE), else the planner ANDs the class's few matches with half the table's dates.
+        # Nor when the walk reached the end of the list: it has then seen every candidate.
+        hits = f"(SELECT count(*) FROM walk{cls} WHERE hit)"
+        gate = f"{room}{hits} < %(n)s AND (SELECT count(*) FROM walk{cls}) = %(walk)s"
+        ctes.append(
+            f"found{cls} AS MATERIALIZED (SELECT id, created_at FROM (SELECT id, created_at FROM images"
+            f" WHERE {gate} AND ({visible}) AND {matches}{filtered}{after and after + ' IS TRUE'}"
+            " OFFSET 0) found ORDER BY created_at DESC, id DESC LIMIT %(n)s)"
+        )
+        shown_before.append(f"GREATEST({hits}, (SELECT count(*) FROM found{cls}))")
+        branches += [
+            f"SELECT id, created_at, {cls} AS class FROM walk{cls} WHERE hit",
+            f"SELECT id, created_at, {cls} AS class FROM found{cls}",
+        ]
+    sql = (
+        f"WITH {', '.join(ctes)}"
+        f" SELECT {COLUMNS}, page.class FROM ({' UNION '.join(branches)}) page"
+        " JOIN images i ON i.id = page.id JOIN objects o ON o.digest = i.object_digest"
+        " ORDER BY page.class DESC, i.created_at DESC, i.id DESC LIMIT %(n)s"
     )
     return sql, params
 

@@ -8,8 +8,9 @@ from flask import Blueprint, request
 from .. import access
 from ..errors import describe
 from ..validation import ErrorDetail, api
+from ..variants import images as variants
 from . import service
-from .content import content_response
+from .content import content_response, variant_row
 from .listing import LIST_ERRORS, listing
 from .schemas import (
     BatchFailure,
@@ -47,6 +48,7 @@ _UPLOAD_ERRORS = {
     413: "Larger than IMAGEREPO_MAX_UPLOAD_BYTES",
     415: "Not an accepted image type",
     422: "Invalid field, missing file, or too many pixels",
+    507: "Disk full: nothing was stored",
 }
 _CHANGE_ERRORS = {400: "Malformed JSON", 403: "Not the owner", 404: "Absent or not visible to you", 422: ""}
 _KEY_HEADER = [
@@ -65,6 +67,11 @@ _READ_ERRORS = {
 }
 
 
+def one_image(row, viewer: int | None):
+    """One image's JSON, with its variants (listings and batches leave them out: a query each)."""
+    return image_out(row, viewer, variants=variants.listed(row, viewer))
+
+
 # -- upload ---------------------------------------------------------------------------------
 @bp.post("/images")
 @api(
@@ -77,7 +84,7 @@ _READ_ERRORS = {
 )
 def upload(form: UploadForm):
     owner = access.caller_id()
-    return image_out(store_upload(owner, sink_of(form.file).stager, form.file.filename, form), owner)
+    return one_image(store_upload(owner, sink_of(form.file).stager, form.file.filename, form), owner)
 
 
 @bp.post("/images/raw")
@@ -94,7 +101,7 @@ def upload(form: UploadForm):
 )
 def upload_raw(query: RawUploadQuery):
     owner = access.caller_id()
-    return image_out(store_raw_body(owner, request.stream, query.name, query), owner)
+    return one_image(store_raw_body(owner, request.stream, query.name, query), owner)
 
 
 @bp.post("/images/batch")
@@ -109,6 +116,7 @@ def upload_raw(query: RawUploadQuery):
         400: "Malformed body",
         413: f"More than {MAX_BATCH_FILES} files, or the body is over {MAX_BATCH_BYTES} bytes",
         422: "Invalid field or no file",
+        507: "Disk full: nothing was stored",
     },
     summary="Upload many images in one multipart request; each file is stored or refused on its own",
 )
@@ -146,14 +154,20 @@ def upload_batch(form: BatchForm):
 def get_image(image_id: int, query: ImageAccessQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
-    return image_out(service.tagged(row), viewer)
+    return one_image(service.tagged(row), viewer)
 
 
 @bp.get("/images/<int:image_id>/content")
 @api(
     query=ContentQuery,
     auth="optional",
-    responses={**_READ_ERRORS, 416: "Range not satisfiable", 422: ""},
+    responses={
+        **_READ_ERRORS,
+        415: "A variant of an image type that cannot be converted",
+        416: "Range not satisfiable",
+        422: "Invalid transform parameters, or the image's variant limit is reached",
+        429: "Too many off-grid variant sizes of this image lately",
+    },
     parameters=_KEY_HEADER
     + [
         {
@@ -165,7 +179,7 @@ def get_image(image_id: int, query: ImageAccessQuery):
         },
         {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
     ],
-    summary="The image's bytes (GET or HEAD; Range, If-None-Match)",
+    summary="The image's bytes, or a variant of them (GET or HEAD; Range, If-None-Match)",
     response_doc={
         "description": "The bytes, with ETag, Accept-Ranges, Content-Length; 206 for a range,"
         " 304 when If-None-Match matches",
@@ -176,6 +190,9 @@ def get_image(image_id: int, query: ImageAccessQuery):
 def get_content(image_id: int, query: ContentQuery):
     viewer = access.caller_id(optional=True)
     row = access.visible_image(image_id, viewer, access.presented_key(query.accesskey))
+    wanted = variants.requested(row, viewer, request.args.items(multi=True))
+    if wanted is not None:
+        row = variant_row(row, variants.variant_of(row, wanted))
     return content_response(row, query.download)
 
 
@@ -202,7 +219,7 @@ def list_route(query: ListQuery):
 def put_image(image_id: int, body: ImagePut):
     owner = access.caller_id()
     changes = body.model_dump(include={"description", "isPrivate", "accessKey"})
-    return image_out(service.update_image(image_id, owner, changes), owner)
+    return one_image(service.update_image(image_id, owner, changes), owner)
 
 
 @bp.patch("/images/<int:image_id>")
@@ -215,7 +232,7 @@ def put_image(image_id: int, body: ImagePut):
 def patch_image(image_id: int, body: ImagePatch):
     owner = access.caller_id()
     changes = body.model_dump(include=body.model_fields_set)
-    return image_out(service.update_image(image_id, owner, changes), owner)
+    return one_image(service.update_image(image_id, owner, changes), owner)
 
 
 @bp.put("/images/<int:image_id>/tags")
@@ -227,7 +244,7 @@ def patch_image(image_id: int, body: ImagePatch):
 )
 def put_tags(image_id: int, body: TagsPut):
     owner = access.caller_id()
-    return image_out(service.replace_tags(image_id, owner, body.tags), owner)
+    return one_image(service.replace_tags(image_id, owner, body.tags), owner)
 
 
 @bp.delete("/images/<int:image_id>")

@@ -12,8 +12,11 @@ from pydantic.json_schema import SkipJsonSchema
 from .. import imagetypes
 from ..fieldtypes import NOT_BLANK, InstantText, JsonFlag, TextFlag, parse_instant
 from ..pagination import Cursor, PageSize
+from ..plans import view as plan_view
+from ..plans.schemas import LinkOut
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
+from ..variants.transform import SIZES
 from .queries import search_words
 from .upload import MAX_BATCH_FILES
 
@@ -69,8 +72,20 @@ class ImageAccessQuery(Schema):
     )
 
 
+_Param = Annotated[str, pydantic.StringConstraints(max_length=20)]
+
+
 class ContentQuery(ImageAccessQuery):
+    """Any of width, height, fit, format, quality asks for a variant (imagerepo/variants/transform.py
+    checks them: 422 invalid_transform); none gives the original bytes."""
+
     download: TextFlag = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+    width: _Param | None = pydantic.Field(None, description="Variant width in px, from the size grid (owner: 1-4096)")
+    height: _Param | None = pydantic.Field(None, description="Variant height in px, from the size grid (owner: 1-4096)")
+    fit: _Param | None = pydantic.Field(None, description="inside (default) or cover (needs width and height; crops)")
+    format: _Param | None = pydantic.Field(None, description="jpeg, png, webp or avif; default: the source's")
+    quality: _Param | None = pydantic.Field(None, description="50, 70, 80 (default) or 90; ignored for png")
+    img_format: _Param | None = pydantic.Field(None, description="jpeg or png (seed 002's name for format)")
 
 
 class ImageFilters(Schema):
@@ -122,6 +137,16 @@ class ListQuery(ImageFilters):
     limit: PageSize = 20
     cursor: Cursor | None = None
     mine: TextFlag = pydantic.Field(False, description="1: only the caller's images (needs a token)")
+    thumbnail: int | None = pydantic.Field(
+        None, description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image"
+    )
+
+    @pydantic.field_validator("thumbnail")
+    @classmethod
+    def _on_the_grid(cls, value: int | None) -> int | None:
+        if value is not None and value not in SIZES:
+            raise ValueError(f"must be one of {', '.join(map(str, SIZES))}")
+        return value
 
 
 class ImagePut(Schema):
@@ -153,8 +178,21 @@ class TagsPut(Schema):
     tags: TagNames = pydantic.Field(description="The image's tags from now on (an empty list removes them all)")
 
 
+class VariantOut(Schema):
+    width: int | None = pydantic.Field(description="Pixels (predicted when it does not exist yet)")
+    height: int | None
+    format: str
+    url: str = pydantic.Field(description="Path of its content (with the access key for the owner of a private image)")
+    exists: bool = pydantic.Field(description="False: made on the first request (or by the background worker)")
+
+
+class Thumbnail(Schema):
+    height: int
+    url: str
+
+
 class ImageOut(SparseSchema):
-    sparse_fields = ("accessKey",)
+    sparse_fields = ("accessKey", "variants", "thumbnailUrl", "thumbnails", "originalUrl", "shareLinks")
 
     id: int
     name: str
@@ -172,9 +210,17 @@ class ImageOut(SparseSchema):
     updatedAt: dt.datetime
     url: str = pydantic.Field(description="Path of the content")
     tags: list[str] = pydantic.Field(description="Tag names, sorted")
+    variants: list[VariantOut] | None = pydantic.Field(
+        None, description="Variants that exist or are made in the background (one image's JSON, not listings)"
+    )
+    thumbnailUrl: str | None = pydantic.Field(None, description="Listings with ?thumbnail=: path of that variant")
+    # What the owner's plan gives (imagerepo/plans/view.py); absent for everyone else.
+    thumbnails: list[Thumbnail] | None = pydantic.Field(None, description="Owner only: the plan's thumbnail URLs")
+    originalUrl: str | None = pydantic.Field(None, description="Owner only: the original's URL, if the plan gives it")
+    shareLinks: list[LinkOut] | None = pydantic.Field(None, description="Owner only: the image's live share links")
 
 
-def image_out(row, viewer_id: int | None) -> ImageOut:
+def image_out(row, viewer_id: int | None, **extra) -> ImageOut:
     """An image row (with its tags) as `viewer_id` may see it: the access key for the owner only."""
     fields = dict(
         id=row["id"],
@@ -195,7 +241,8 @@ def image_out(row, viewer_id: int | None) -> ImageOut:
     )
     if viewer_id is not None and viewer_id == row["owner_id"]:
         fields["accessKey"] = row["access_key"]
-    return ImageOut(**fields)
+        fields.update(plan_view.owner_fields(row))
+    return ImageOut(**fields, **extra)
 
 
 class ImageListOut(Schema):

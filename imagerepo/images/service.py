@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from .. import access, imagetypes
 from ..blobstore import StagedObject
 from ..context import services
+from ..plans import link_queries, usage
 from ..tags import queries as tag_queries
+from ..variants import jobs as variant_jobs
 from . import queries
 
 _MAX_NAME = 255
@@ -56,7 +58,10 @@ def create_image(
         access_key = secrets.token_urlsafe(24)
     svc = services()
     with svc.db.transaction() as conn:
-        svc.blobs.commit(conn, staged)
+        usage.precheck(conn, owner_id, staged.size)  # refused before any chunk is committed
+        stored = svc.blobs.commit(conn, staged)
+        if stored.created:  # same bytes stored before: their variants exist or are queued
+            variant_jobs.enqueue(conn, staged.digest, kind.content_type)
         image_id = queries.insert_image(
             conn,
             owner_id,
@@ -69,6 +74,7 @@ def create_image(
             is_private,
             access_key,
         )
+        usage.charge(conn, owner_id, staged.size)  # last: the account's row is locked until commit
         if tags:
             tag_queries.set_image_tags(conn, image_id, list(tags))
         return with_tags(conn, queries.find_image(conn, image_id))
@@ -83,6 +89,8 @@ def update_image(image_id: int, owner: int, changes: dict):
         if is_private and not access_key:
             access_key = secrets.token_urlsafe(24)
         queries.update_image(conn, image_id, description, is_private, access_key)
+        if is_private and not row["is_private"]:
+            link_queries.end_links_of_image(conn, image_id)  # making it private ends its share links
         return with_tags(conn, queries.find_image(conn, image_id))
 
 
@@ -100,3 +108,4 @@ def delete_image(image_id: int, owner: int) -> None:
         row = access.owned_image(conn, image_id, owner)
         queries.delete_image(conn, image_id)
         svc.blobs.release(conn, bytes(row["object_digest"]).hex())
+        usage.refund(conn, owner, row["size"])

@@ -49,13 +49,36 @@ def body_limits(config: Config) -> dict[str, int]:
     return {"json_limit": JSON_BODY_LIMIT, "upload_limit": upload, "batch_limit": max(MAX_BATCH_BYTES, upload)}
 
 
+def accel_enabled(config: Config) -> bool:
+    """Whether nginx sends verified one-chunk objects itself (stack/accel.py). On by default,
+    except as root: nginx's workers then run as nobody, who cannot read the chunk files (0600),
+    so IMAGEREPO_ACCEL_REDIRECT=1 must say so (the workers then run as the store's owner)."""
+    if config.chunk_store != "local":
+        return False
+    return config.accel_redirect if config.accel_redirect is not None else os.geteuid() != 0
+
+
+def _worker_account(config: Config, accel: bool) -> pwd.struct_passwd:
+    """As root, whom nginx's workers run as: nobody, or the chunk store's owner when they must
+    read its files."""
+    if accel:
+        try:
+            return pwd.getpwuid(config.blob_dir.stat().st_uid)
+        except (OSError, KeyError):
+            pass
+    return pwd.getpwnam("nobody")
+
+
 def render_nginx_conf(config: Config, runtime: Path, socket_path: Path) -> str:
     import jinja2
 
+    from .accel import INTERNAL_PREFIX, SIZE_HEADER
+
     template = (resources.files(__package__) / "nginx.conf.j2").read_text(encoding="utf-8")
+    accel = accel_enabled(config)
     user = group = None
     if os.geteuid() == 0:  # workers drop to an unprivileged user
-        account = pwd.getpwnam("nobody")
+        account = _worker_account(config, accel)
         user, group = account.pw_name, grp.getgrgid(account.pw_gid).gr_name
     host = f"[{config.public_host}]" if ":" in config.public_host else config.public_host
     return jinja2.Template(template, undefined=jinja2.StrictUndefined, keep_trailing_newline=True).render(
@@ -65,6 +88,10 @@ def render_nginx_conf(config: Config, runtime: Path, socket_path: Path) -> str:
         port=config.public_port,
         user=user,
         group=group,
+        accel=accel,
+        accel_prefix=INTERNAL_PREFIX,
+        accel_size_header=SIZE_HEADER,
+        blob_dir=config.blob_dir,
         **body_limits(config),
     )
 
@@ -143,6 +170,11 @@ class Stack:
         socket_path = self.runtime / "gunicorn.sock"
         env["IMAGEREPO_BIND"] = f"unix:{socket_path}"
         env["IMAGEREPO_TRUSTED_PROXY_HOPS"] = "1"
+        # Metrics of every worker, fresh for this run and removed with it (imagerepo/metrics.py).
+        metrics_dir = self.runtime / "metrics"
+        metrics_dir.mkdir(mode=0o700)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        env["IMAGEREPO_ACCEL_REDIRECT"] = "1" if accel_enabled(self.config) else "0"
         self.gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(self.gunicorn_config), "imagerepo:create_app()"],
             env=env,

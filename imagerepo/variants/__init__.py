@@ -2,7 +2,12 @@
 
 transform: the request model, its normal form, key and limits (pure).
 pipeline:  a variant's bytes from a source image with libvips (dicom: pydicom previews).
-errors:    the domain errors the API maps to 415 / 422.
+source:    a stored object as a seekable file for the pipeline (verified chunks, one at a time).
+queries:   the SQL on the `variants` table (migrations/007_variants.sql).
+service:   find or make-once-and-store a variant (`variant_for`, `get_or_create_variant`).
+images:    variants as the image API asks for and lists them (who may use which sizes, URLs).
+jobs:      the background job: enqueued by an upload, run by imagerepo/worker.py.
+errors:    the domain errors the API maps to 404 / 415 / 422 / 429.
 
 Background jobs (design, verified with procrastinate 3.10.0 on PostgreSQL 15 at 127.0.0.1:5432
 and on the embedded PostgreSQL 18, psycopg 3.3.9, our own ConnectionPool):
@@ -22,7 +27,7 @@ and on the embedded PostgreSQL 18, psycopg 3.3.9, our own ConnectionPool):
   psycopg connection>)` fails with "TypeError: 'Cursor' object does not support the asynchronous
   context manager protocol" (verified); `App.with_connector` avoids it but is deprecated.
 * Schema: `procrastinate schema --read` (its 3.10.0 schema.sql) saved verbatim as
-  schema/007_procrastinate.sql, applied by our runner like any migration: verified that the whole
+  migrations/008_procrastinate.sql, applied by our runner like any migration: verified that the whole
   file applies in one transaction (tables procrastinate_jobs, _events, _workers,
   _periodic_defers, types, functions, NOTIFY triggers). Upgrades add procrastinate's own files
   from `procrastinate schema --migrations-path` as new NNN files; reset.sql's DROP SCHEMA
