@@ -7,6 +7,8 @@ image's page; once revoked, the link opens nothing. Needs the plans package's sh
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from harness import ARTIFACTS, sign_up
 from PIL import Image
@@ -80,3 +82,53 @@ def test_share_link_opens_in_a_fresh_browser_context(gallery_server, open_tab, t
     assert gone.status == 404 and gone.json()["error"]["code"]
     late = open_tab("late-stranger")
     assert late.page.request.get(url).status == 404
+
+
+def _assign_plan(server, user: str, plan: str) -> None:
+    """As an administrator would, with the CLI (python -m imagerepo plan assign)."""
+    subprocess.run(
+        [sys.executable, "-m", "imagerepo", "plan", "assign", user, plan],
+        env=server.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def _upload(page, path) -> int:
+    page.set_input_files("#file-input", [str(path)])
+    done = page.locator(".upload-item.done", has_text=path.name)
+    done.wait_for()
+    return int(done.get_by_role("link", name="open").get_attribute("href").rsplit("/", 1)[1])
+
+
+def test_share_links_follow_the_plan(gallery_server, open_tab, tmp_path):
+    base = gallery_server.url
+    picture = tmp_path / "meadow.png"
+    Image.new("RGB", (800, 600), "olivedrab").save(picture)
+
+    # Basic gives no expiring links: no panel, and no request for one.
+    erin = open_tab("erin")
+    sign_up(erin, base, "erin")
+    _assign_plan(gallery_server, "erin", "Basic")
+    image_id = _upload(erin.page, picture)
+    requests_seen: list[str] = []
+    erin.page.on("request", lambda r: requests_seen.append(r.url))
+    erin.goto(f"{base}/view/{image_id}")
+    assert erin.page.locator("#owner-panel").is_visible()
+    assert erin.page.locator("#share-links").is_hidden()
+    assert not [url for url in requests_seen if "/links" in url]
+    erin.shot("basic-plan-no-links")
+
+    # Enterprise gives the original and thumbnails 200 and 400 px high.
+    _assign_plan(gallery_server, "erin", "Enterprise")
+    erin.goto(f"{base}/view/{image_id}")
+    erin.page.locator("#share-links").wait_for()
+    options = erin.page.locator("#share-variant option").all_inner_texts()
+    assert options == ["The original", "A thumbnail 200 px high", "A thumbnail 400 px high"]
+    erin.page.get_by_label("Shows").select_option(label="A thumbnail 200 px high")
+    erin.page.get_by_role("button", name="Create link").click()
+    erin.page.locator("#share-new").wait_for()
+    assert re.fullmatch(rf"{re.escape(base)}/s/[A-Za-z0-9_-]+", erin.page.locator("#share-url").input_value())
+    assert "Thumbnail, 200 px high" in erin.page.locator("#share-list li[data-link-id]").inner_text()
+    erin.shot("thumbnail-link")
