@@ -6,7 +6,9 @@ import datetime as dt
 from typing import Annotated, Literal
 
 import pydantic
+from pydantic.json_schema import SkipJsonSchema
 
+from ..fieldtypes import JsonFlag
 from ..validation import Schema
 
 PlanName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")]
@@ -40,12 +42,12 @@ class PlanIn(PlanFields):
 class PlanPatch(Schema):
     """Only the fields sent change (the quotas take null: unlimited; the others do not)."""
 
-    # A None default that is not a valid value: absent means "unchanged", null is refused.
+    # At least one field; the first three are optional but not nullable (the document says so).
     model_config = pydantic.ConfigDict(json_schema_extra={"minProperties": 1})
 
-    thumbnailHeights: list[Height] = pydantic.Field(None, max_length=16)  # type: ignore[arg-type]
-    originalViaLinks: bool = None  # type: ignore[assignment]
-    expiringLinks: bool = None  # type: ignore[assignment]
+    thumbnailHeights: Annotated[list[Height], pydantic.Field(max_length=16)] | SkipJsonSchema[None] = None
+    originalViaLinks: JsonFlag | SkipJsonSchema[None] = None
+    expiringLinks: JsonFlag | SkipJsonSchema[None] = None
     maxStoredBytes: Quota = None
     maxImages: Quota = None
     maxUploadBytes: Annotated[int, pydantic.Field(ge=1, le=2**62)] | None = None
@@ -91,6 +93,16 @@ class AccountPlanOut(Schema):
 
 # -- share links ----------------------------------------------------------------------------
 class VariantIn(Schema):
+    # A height or a format that is not null (each may be null when the other is given).
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["height"], "properties": {"height": {"type": "integer"}}},
+                {"required": ["format"], "properties": {"format": {"type": "string"}}},
+            ]
+        }
+    )
+
     height: Height | None = None
     format: Format | None = None
 
