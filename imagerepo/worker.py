@@ -5,8 +5,9 @@ The worker is procrastinate's, on its async psycopg connector (a small pool of i
 LISTEN connection, so a job starts within milliseconds of its upload's commit, with a poll
 every few seconds as the fallback). Jobs are synchronous (libvips, blocking SQL) and run on
 procrastinate's threads, `--concurrency` at a time; on SIGINT/SIGTERM it stops taking jobs and
-finishes the running ones. A job that fails is marked failed in procrastinate_jobs and logged;
-the variants it did not make are then made on their first request.
+finishes the running ones. A job that raises is tried again twice, a minute apart, then marked
+failed in procrastinate_jobs and logged; the variants it did not make are then made on their
+first request.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def build_app(svc: Services) -> procrastinate.App:
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=svc.db.url, min_size=1, max_size=4))
 
-    @app.task(name=jobs.TASK_NAME, queue=jobs.QUEUE)
+    # A job that raises (the database or the chunk store briefly away; a variant a source
+    # cannot have is not an error, see jobs.make_background) is tried again twice, a minute apart.
+    @app.task(name=jobs.TASK_NAME, queue=jobs.QUEUE, retry=procrastinate.RetryStrategy(max_attempts=3, wait=60))
     def make_background(source_digest: str, source_type: str) -> int:
         return jobs.make_background(svc, source_digest, source_type)
 

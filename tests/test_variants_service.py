@@ -10,7 +10,7 @@ import threading
 
 import pytest
 import variant_samples as samples
-from blob_helpers import add_owner, add_reference, chunk_files, drop_reference, object_of, table_counts
+from blob_helpers import add_owner, make_blobs, add_reference, chunk_files, drop_reference, object_of, table_counts
 
 from imagerepo.context import Services
 from imagerepo.variants import service
@@ -93,8 +93,14 @@ def test_two_sources_sharing_a_derived_object(svc, config):
     assert table_counts(svc.blobs)["objects"] == 0 and chunk_files(svc.blobs) == set()
 
 
-def test_concurrent_callers_make_one(svc, photo):
+@pytest.mark.parametrize("pool_size", [3, 8])
+def test_concurrent_callers_make_one(svc, photo, pool_size, config):
+    """Six threads on one pool: one makes the variant, five wait on the lock and then find it.
+    With a pool smaller than the threads too: the maker and the waiters hold one connection
+    each, so they cannot starve each other."""
     _, source = photo
+    small = make_blobs(config, db_pool_max=pool_size)
+    svc = dataclasses.replace(svc, db=small.db, blobs=small)
     transform = normalise(500, 0, "inside", "jpeg", 70)
     barrier = threading.Barrier(6)
     results, errors = [], []
@@ -119,7 +125,9 @@ def test_concurrent_callers_make_one(svc, photo):
             ]
             == 1
         )
-    assert svc.blobs.counters["objects_created"] == 2  # the source and one variant
+    assert svc.blobs.counters["objects_created"] == 1, "rendered and stored once"
+    assert table_counts(svc.blobs)["objects"] == 2  # the source and the variant
+    svc.db.close()
 
 
 def test_cap_per_source_but_not_for_the_worker(svc, photo):

@@ -16,7 +16,7 @@ from ..plans import view as plan_view
 from ..plans.schemas import LinkOut
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
-from ..variants.transform import SIZES
+from ..variants.transform import ALL_FORMATS, FITS, MAX_SIDE, QUALITIES, SIZES
 from .queries import search_words
 from .upload import MAX_BATCH_FILES
 
@@ -75,17 +75,35 @@ class ImageAccessQuery(Schema):
 _Param = Annotated[str, pydantic.StringConstraints(max_length=20)]
 
 
+# The variant parameters are text (imagerepo/variants/transform.py checks them), documented as
+# what that check takes.
+_Side = Annotated[_Param, pydantic.WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_SIDE})]
+_Fit = Annotated[_Param, pydantic.WithJsonSchema({"type": "string", "enum": list(FITS)})]
+_Format = Annotated[_Param, pydantic.WithJsonSchema({"type": "string", "enum": [*ALL_FORMATS, "jpg"]})]
+_Quality = Annotated[_Param, pydantic.WithJsonSchema({"type": "integer", "enum": list(QUALITIES)})]
+_ImgFormat = Annotated[_Param, pydantic.WithJsonSchema({"type": "string", "enum": ["jpeg", "jpg", "png"]})]
+
+
 class ContentQuery(ImageAccessQuery):
     """Any of width, height, fit, format, quality asks for a variant (imagerepo/variants/transform.py
     checks them: 422 invalid_transform); none gives the original bytes."""
 
     download: TextFlag = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
-    width: _Param | None = pydantic.Field(None, description="Variant width in px, from the size grid (owner: 1-4096)")
-    height: _Param | None = pydantic.Field(None, description="Variant height in px, from the size grid (owner: 1-4096)")
-    fit: _Param | None = pydantic.Field(None, description="inside (default) or cover (needs width and height; crops)")
-    format: _Param | None = pydantic.Field(None, description="jpeg, png, webp or avif; default: the source's")
-    quality: _Param | None = pydantic.Field(None, description="50, 70, 80 (default) or 90; ignored for png")
-    img_format: _Param | None = pydantic.Field(None, description="jpeg or png (seed 002's name for format)")
+    width: _Side | None = pydantic.Field(
+        None, description="Variant width in px: the owner 1-4096, others one of the size grid"
+    )
+    height: _Side | None = pydantic.Field(
+        None, description="Variant height in px: the owner 1-4096, others one of the size grid"
+    )
+    fit: _Fit | None = pydantic.Field(None, description="inside (default) or cover (needs width and height; crops)")
+    format: _Format | None = pydantic.Field(
+        None,
+        description="jpeg (or jpg), png, webp or avif (where the server's libvips writes it); default: the source's",
+    )
+    quality: _Quality | None = pydantic.Field(None, description="50, 70, 80 (default) or 90; ignored for png")
+    img_format: _ImgFormat | None = pydantic.Field(
+        None, description="jpeg (or jpg) or png (seed 002's name for format; not with format)"
+    )
 
 
 class ImageFilters(Schema):
@@ -137,8 +155,10 @@ class ListQuery(ImageFilters):
     limit: PageSize = 20
     cursor: Cursor | None = None
     mine: TextFlag = pydantic.Field(False, description="1: only the caller's images (needs a token)")
-    thumbnail: int | None = pydantic.Field(
-        None, description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image"
+    thumbnail: Annotated[int, pydantic.WithJsonSchema({"type": "integer", "enum": list(SIZES)})] | None = (
+        pydantic.Field(
+            None, description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image"
+        )
     )
 
     @pydantic.field_validator("thumbnail")

@@ -30,6 +30,7 @@ import dataclasses
 import logging
 from typing import BinaryIO, cast
 
+from ..blobstore import ObjectNotFound
 from ..context import Services, services
 from . import pipeline, queries
 from .errors import VariantLimitReached, VariantRateLimited, VariantSourceGone
@@ -102,6 +103,13 @@ def variant_for(
     if found is not None:
         return found
     key = transform.key
+    # The source's manifest is read now, on a connection of its own that goes back to the pool:
+    # under the lock below a thread holds exactly one connection, so waiters and the maker can
+    # never exhaust the pool between them.
+    try:
+        source = ObjectFile(svc.blobs, source_digest)
+    except ObjectNotFound:
+        raise VariantSourceGone("the image's content is gone") from None
     with svc.db.transaction() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (queries.lock_key(source_digest, key),))
         row = queries.find(conn, source_digest, key)
@@ -111,7 +119,7 @@ def variant_for(
             _check_limits(conn, svc, source_digest, off_grid)
         if not queries.lock_source(conn, source_digest):
             raise VariantSourceGone("the image's content is gone")
-        _make(conn, svc, source_digest, source_type, transform, made_by, off_grid)
+        _make(conn, svc, source, source_digest, source_type, transform, made_by, off_grid)
         row = queries.find(conn, source_digest, key)
     log.info("variant %s of %s made (%s)", key, source_digest[:12], made_by)
     return _variant(row, transform)
@@ -140,11 +148,18 @@ def _check_limits(conn, svc: Services, source_digest: str, off_grid: bool) -> No
 
 
 def _make(
-    conn, svc: Services, source_digest: str, source_type: str, transform: Transform, made_by: str, off_grid: bool
+    conn,
+    svc: Services,
+    source: ObjectFile,
+    source_digest: str,
+    source_type: str,
+    transform: Transform,
+    made_by: str,
+    off_grid: bool,
 ) -> None:
     stager = svc.blobs.stager()
     try:
-        info = pipeline.render(cast(BinaryIO, ObjectFile(svc.blobs, source_digest)), source_type, transform, stager)
+        info = pipeline.render(cast(BinaryIO, source), source_type, transform, stager)
         staged = stager.finish()
         # Bytes identical to the source (a re-encode that changed nothing) take no reference:
         # a source holding itself would never be collected.
