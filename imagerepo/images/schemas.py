@@ -4,7 +4,7 @@ documented by imagerepo.validation), and the image row as the API shows it."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pydantic
 from pydantic.json_schema import SkipJsonSchema
@@ -16,7 +16,7 @@ from ..plans import view as plan_view
 from ..plans.schemas import LinkOut
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
-from ..variants.transform import SIZES
+from ..variants.transform import MAX_SIDE, QUALITIES, SIZES
 from .queries import search_words
 from .upload import MAX_BATCH_FILES
 
@@ -72,20 +72,29 @@ class ImageAccessQuery(Schema):
     )
 
 
-_Param = Annotated[str, pydantic.StringConstraints(max_length=20)]
+# The schema states each parameter's values; what it cannot state (sides off the grid for
+# anyone but the owner, fit=cover without both sides, format with img_format, avif where the
+# server cannot write it, the per-image cap) is a 422 from imagerepo/variants/transform.py.
+_Side = Annotated[int, pydantic.Field(ge=1, le=MAX_SIDE)]
 
 
 class ContentQuery(ImageAccessQuery):
-    """Any of width, height, fit, format, quality asks for a variant (imagerepo/variants/transform.py
-    checks them: 422 invalid_transform); none gives the original bytes."""
+    """Any of width, height, fit, format, quality, img_format asks for a variant; none gives the
+    original bytes."""
 
-    download: TextFlag = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
-    width: _Param | None = pydantic.Field(None, description="Variant width in px, from the size grid (owner: 1-4096)")
-    height: _Param | None = pydantic.Field(None, description="Variant height in px, from the size grid (owner: 1-4096)")
-    fit: _Param | None = pydantic.Field(None, description="inside (default) or cover (needs width and height; crops)")
-    format: _Param | None = pydantic.Field(None, description="jpeg, png, webp or avif; default: the source's")
-    quality: _Param | None = pydantic.Field(None, description="50, 70, 80 (default) or 90; ignored for png")
-    img_format: _Param | None = pydantic.Field(None, description="jpeg or png (seed 002's name for format)")
+    download: bool = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+    width: _Side | None = pydantic.Field(None, description="Variant width in px: a size-grid value (owner: 1-4096)")
+    height: _Side | None = pydantic.Field(None, description="Variant height in px: a size-grid value (owner: 1-4096)")
+    fit: Literal["inside", "cover"] | None = pydantic.Field(None, description="cover needs width and height; crops")
+    format: Literal["jpeg", "jpg", "png", "webp", "avif"] | None = pydantic.Field(
+        None, description="Default: the source's (JPEG, WebP), else png; avif where the server can write it"
+    )
+    quality: int | None = pydantic.Field(
+        None, description="Default 80; ignored for png", json_schema_extra={"enum": list(QUALITIES)}
+    )
+    img_format: Literal["jpeg", "jpg", "png"] | None = pydantic.Field(
+        None, description="Seed 002's name for format (not with format)"
+    )
 
 
 class ImageFilters(Schema):
@@ -138,7 +147,9 @@ class ListQuery(ImageFilters):
     cursor: Cursor | None = None
     mine: TextFlag = pydantic.Field(False, description="1: only the caller's images (needs a token)")
     thumbnail: int | None = pydantic.Field(
-        None, description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image"
+        None,
+        description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image",
+        json_schema_extra={"enum": list(SIZES)},
     )
 
     @pydantic.field_validator("thumbnail")
