@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import clients, listing, scan, small_gets, transfers
+from bench import clients, listing, reads, scan, small_gets, transfers
 from bench.harness import FULL, QUICK, Bench, accounts, cache_size, machine
 from bench.report import evaluate_targets, table, write_json
 from bench.servers import Gunicorn, Profiler, database, log
@@ -91,12 +91,15 @@ def run(bench: Bench, phases: set[str]) -> None:
                     bench.payload(bench.plan.small_get_bytes), "listed.png"
                 )
                 listing.listing(bench, server, database_url, tokens[0], users, listed["sha256"])
+                log("search: a word in 10% of as many images again (bench/reads.py)")
+                reads.search_into(bench, server, database_url, users[0], tokens[0])
     bench.notes += [
         "MB = 10^6 bytes. Each figure: median of the runs (min-max).",
         "Cold downloads come from a server with IMAGEREPO_CACHE_BYTES=0, so every chunk is read from"
         " its file and verified; the OS page cache is warm (the files were just written), so 'cold'"
-        " means not in ImageRepo's cache, not off the disk. 'Read in line': a second such server with"
-        " IMAGEREPO_READ_AHEAD=0, its runs interleaved with the first's.",
+        " means not in ImageRepo's cache, not off the disk. 'In line': a second such server with"
+        " IMAGEREPO_READ_AHEAD=0, its runs interleaved with the first's (the default reads one chunk"
+        " ahead for 8 chunks or more).",
         "Upload limit: SHA-256 of the whole content + SHA-256 of each 256 KiB chunk + temp file, fsync,"
         " rename, fsync of the directory per chunk (the same durability as the store), one thread; measured just"
         " before and just after each run's uploads, and each upload ratio is the median over runs of"

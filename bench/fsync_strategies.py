@@ -1,4 +1,4 @@
-"""python -m bench.fsync_strategies [--mib 20] [--runs 5] [--dir DIR]
+"""python -m bench.fsync_strategies [--mib 20] [--runs 5] [--only NAMES] [--dir DIR]
 
 How to make one upload's chunk files durable, measured on the disk the store would use (issue 16:
 "measure syncfs-style or pack-style alternatives before choosing"). Each strategy stores the same
@@ -9,10 +9,14 @@ leaves the chunk files' data and their directory entries on stable storage when 
   serial      per chunk: write, fsync, mkdir (+ fsync parent), rename, fsync dir: the upload limit
               of `make bench` (bench/baselines.py)
   per-chunk   the store before issue 16: the serial steps per chunk, 8 chunks at a time on a pool
+  per-chunk+sfr  per-chunk, with sync_file_range(WRITE) as each file is written, so writeback
+              starts while the rest of the upload still arrives (the store's choice: README,
+              "Performance", and imagerepo/blobstore/durable.py)
   batched     write every file; fsync them all on the pool; make the new directories and fsync
               each parent once; rename every file; fsync each final directory once (on the pool)
-  batched+sfr batched, with sync_file_range(WRITE) as each file is written, so writeback starts
-              while the rest of the upload still arrives (the store's choice, see README)
+  batched+sfr batched, with sync_file_range(WRITE) as each file is written
+  pipelined   make the new directories (each parent fsynced once) first, then per chunk on the
+              pool with no barrier between chunks: fsync, rename, fsync its directory
   syncfs      write every file, make directories, rename, then one syncfs(2) of the filesystem
   pack        all chunks appended to one pack file: write, fsync, rename, one directory fsync
               (a layout change: needs an index from digest to pack offset)
@@ -94,11 +98,11 @@ def serial(data: bytes, root: Path) -> None:
         _fsync_path(final_dir, True)
 
 
-def per_chunk(data: bytes, root: Path) -> None:
+def per_chunk(data: bytes, root: Path, sfr: bool = False) -> None:
     staging = root / "tmp"
     pieces = _chunks(data)
     for n, (_, piece) in enumerate(pieces):
-        _write(staging / f"c{n}", piece)
+        _write(staging / f"c{n}", piece, sfr=sfr)
 
     def put(item):
         n, (digest, _) = item
@@ -114,6 +118,10 @@ def per_chunk(data: bytes, root: Path) -> None:
         _fsync_path(final_dir, True)
 
     list(POOL.map(put, enumerate(pieces)))
+
+
+def per_chunk_sfr(data: bytes, root: Path) -> None:
+    per_chunk(data, root, sfr=True)
 
 
 def _batched(data: bytes, root: Path, sfr: bool) -> None:
@@ -137,6 +145,24 @@ def batched(data: bytes, root: Path) -> None:
 
 def batched_sfr(data: bytes, root: Path) -> None:
     _batched(data, root, sfr=True)
+
+
+def pipelined(data: bytes, root: Path) -> None:
+    """The fan-out directories first (each new one's parent fsynced once), then per chunk on the
+    pool, with no barrier between chunks: fsync, rename, fsync its directory."""
+    staging = root / "tmp"
+    pieces = _chunks(data)
+    for n, (_, piece) in enumerate(pieces):
+        _write(staging / f"c{n}", piece, sfr=True)
+    _ensure_dirs(root, [d for d, _ in pieces])
+
+    def put(item):
+        n, (digest, _) = item
+        _fsync_path(staging / f"c{n}")
+        os.replace(staging / f"c{n}", root / digest[:2] / digest[2:4] / digest)
+        _fsync_path(root / digest[:2] / digest[2:4], True)
+
+    list(POOL.map(put, enumerate(pieces)))
 
 
 def syncfs(data: bytes, root: Path) -> None:
@@ -176,17 +202,20 @@ def pack(data: bytes, root: Path) -> None:
 STRATEGIES: dict[str, Callable[[bytes, Path], None]] = {
     "serial": serial,
     "per-chunk": per_chunk,
+    "per-chunk+sfr": per_chunk_sfr,
     "batched": batched,
     "batched+sfr": batched_sfr,
+    "pipelined": pipelined,
     "syncfs": syncfs,
     "pack": pack,
 }
 
 
-def measure(mib: int, runs: int, workdir: Path | None) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {name: [] for name in STRATEGIES}
+def measure(mib: int, runs: int, workdir: Path | None, names: list[str]) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(runs):
-        for name, strategy in STRATEGIES.items():
+        for name in names:
+            strategy = STRATEGIES[name]
             data = os.urandom(mib * 1024 * 1024)
             root = Path(tempfile.mkdtemp(prefix="fsync-", dir=workdir))
             (root / "tmp").mkdir()
@@ -203,8 +232,10 @@ def main(argv=None) -> int:
     parser.add_argument("--mib", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", type=Path, help="where the stores go (default: the system temp dir)")
+    parser.add_argument("--only", help=f"comma-separated, of {','.join(STRATEGIES)} (serial is always measured)")
     args = parser.parse_args(argv)
-    rates = measure(args.mib, args.runs, args.dir)
+    names = ["serial"] + [n for n in (args.only.split(",") if args.only else STRATEGIES) if n != "serial"]
+    rates = measure(args.mib, args.runs, args.dir, names)
     ratios = {n: statistics.median(r / s for r, s in zip(rates[n], rates["serial"], strict=True)) for n in rates}
     print(f"| strategy ({args.mib} MiB, {args.runs} runs) | MB/s median (min-max) | vs serial |")
     print("|---|---|---|")

@@ -13,6 +13,7 @@ The read paths of issue 16 on their own, quicker than the whole `python -m bench
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import sys
@@ -105,7 +106,7 @@ def seed_search(database_url: str, owner: int, digest: str, rows: int) -> None:
         conn.execute("ANALYZE")
 
 
-def search(server: Gunicorn, database_url: str, owner: int, token: str, rows: int, runs: int) -> dict:
+def search(server: Gunicorn, database_url: str, owner: int, token: str, rows: int, runs: int, samples=100) -> dict:
     client = clients.Client(server.url, token)
     listed = client.upload_multipart(PngFactory(4096).make(4096, 2), "listed.png")
     log(f"inserting {rows:,} images with SQL")
@@ -123,15 +124,29 @@ def search(server: Gunicorn, database_url: str, owner: int, token: str, rows: in
     # sampled between the search pages so that both see the same load.
     got: dict[str, list[float]] = {"first": [], "deep": [], "unfiltered": []}
     for _ in range(runs):
-        samples: dict[str, list[float]] = {name: [] for name in got}
-        for _ in range(100):
+        taken: dict[str, list[float]] = {name: [] for name in got}
+        for _ in range(samples):
             for name, path in (("first", first), ("deep", deep), ("unfiltered", "/images?limit=20")):
-                samples[name] += clients.latencies(client, path, 1)
-        for name, values in samples.items():
+                taken[name] += clients.latencies(client, path, 1)
+        for name, values in taken.items():
             got[name].append(clients.percentile(values, 95) * 1000)
     client.close()
     log("search p95: " + ", ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in got.items()))
     return got
+
+
+def search_into(bench, server: Gunicorn, database_url: str, owner: int, token: str) -> None:
+    """The search measure inside `python -m bench` (after the listing, on the same server):
+    figures search_{first,deep,unfiltered}_p95_ms. The listing's rows go first, so that the word
+    is in 10% of the images there are."""
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        gone = conn.execute("DELETE FROM images WHERE filename LIKE 'bench-%%.png' RETURNING object_digest").fetchall()
+        for digest, count in collections.Counter(row[0] for row in gone).items():
+            conn.execute("UPDATE objects SET refcount = refcount - %s WHERE digest = %s", (count, digest))
+    got = search(server, database_url, owner, token, bench.plan.list_rows, bench.plan.runs, bench.plan.list_samples)
+    for name, values in got.items():
+        for value in values:
+            bench.figures.add(f"search_{name}_p95_ms", value, "ms")
 
 
 def main(argv=None) -> int:

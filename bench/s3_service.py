@@ -130,7 +130,7 @@ def _token(url: str) -> str:
 
 def count_requests(store, database_url: str, data: bytes, chunk_size: int) -> dict:
     """S3 requests per chunk on the service's code path: a new upload, a cold read of it, and
-    the same bytes uploaded again (deduplicated: one HEAD per chunk checks it is still there)."""
+    the same bytes uploaded again (deduplicated: a conditional PUT per chunk heals any lost one)."""
     from imagerepo.blobstore import BlobStore
     from imagerepo.blobstore.cache import ChunkCache
     from imagerepo.db import Database

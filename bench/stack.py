@@ -7,13 +7,16 @@ X-Accel-Redirect, beside gunicorn alone and beside nginx serving the same bytes 
 
 Every path serves the same public images from one database and one chunk store, anonymous GETs
 of the content URL with wrk (c=16, keep-alive) on the same cores. Runs interleave the paths, so
-drift on this shared machine hits them alike; each figure is the median of the runs. Figures go
+drift on this shared machine hits them alike; each figure is the median of the runs. Beside
+throughput, the CPU time the serving processes spent per request (gunicorn's and nginx's,
+masters and workers), which other load on the machine barely moves. Figures go
 to bench/results/stack.json. Needs nginx (`make nginx`) and wrk (installed with apt-get as root).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import grp
 import json
 import os
@@ -27,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 from bench import clients
@@ -124,6 +128,18 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float, log_path:
     raise RuntimeError(f"{url} did not become healthy:\n{log_path.read_text()[-3000:]}")
 
 
+def _cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and everything under it (gunicorn master and workers,
+    nginx master and workers): what serving costs, whatever else the machine is doing."""
+    total = 0.0
+    root = psutil.Process(root_pid)
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _via_nginx_bytes(stack: Stack) -> float:
     text = requests.get(stack.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
     for line in text.splitlines():
@@ -199,7 +215,12 @@ def measure(sizes: dict[str, int], runs: int, seconds: float, workdir: Path) -> 
             for run in range(runs):
                 for name, size in sizes.items():
                     for path in PATHS:
+                        cpu_before = _cpu_seconds(servers[path].process.pid)
                         figures = clients.run_wrk(wrk, urls[name][path], CONCURRENCY, seconds, log=log)
+                        served = figures["requests_per_second"] * max(1, round(seconds))
+                        figures["cpu_ms_per_request"] = (
+                            (_cpu_seconds(servers[path].process.pid) - cpu_before) * 1000 / served
+                        )
                         figures["mb_per_second"] = figures["requests_per_second"] * size / 1e6
                         results[name][path].append(figures)
                         log(f"run {run + 1}/{runs} {name} {path}: {figures['requests_per_second']:.0f} req/s")
@@ -218,7 +239,7 @@ def summarise(results: dict, sizes: dict[str, int]) -> list[dict]:
             runs = results[name][path]
             row[path] = {
                 key: statistics.median(r[key] for r in runs)
-                for key in ("requests_per_second", "mb_per_second", "p50_ms", "p99_ms")
+                for key in ("requests_per_second", "mb_per_second", "p50_ms", "p99_ms", "cpu_ms_per_request")
             }
             row[path]["range_rps"] = [
                 min(r["requests_per_second"] for r in runs),
@@ -236,7 +257,7 @@ def summarise(results: dict, sizes: dict[str, int]) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| size | gunicorn alone | stack (nginx -> gunicorn) | stack + X-Accel | nginx static (limit) | stack / gunicorn | stack+X-Accel / gunicorn | p99 gunicorn / stack / +X-Accel |",
+        "| size | gunicorn alone | stack (nginx -> gunicorn) | stack + X-Accel | nginx static (limit) | stack / gunicorn | stack+X-Accel / gunicorn | CPU ms per request: gunicorn / stack / +X-Accel / static |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -247,7 +268,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {row['size']} | {cell['gunicorn']} | {cell['stack']} | {cell['stack+accel']} | {cell['nginx static']}"
             f" | {row['stack']['vs_gunicorn']:.2f} | {row['stack+accel']['vs_gunicorn']:.2f}"
-            f" | {row['gunicorn']['p99_ms']:.1f} / {row['stack']['p99_ms']:.1f} / {row['stack+accel']['p99_ms']:.1f} ms |"
+            f" | {' / '.join(format(row[path]['cpu_ms_per_request'], '.2f') for path in PATHS)} |"
         )
     return "\n".join(lines)
 
@@ -257,9 +278,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 sizes, 1 run of 1 s")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--sizes", help="comma-separated sizes in KiB instead of the default set, e.g. 100,20480")
     parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "bench" / "results" / "stack.json")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.sizes:
+        sizes = {f"{int(kib)} KiB": int(kib) * KiB for kib in args.sizes.split(",")}
     runs = args.runs or (1 if args.quick else 3)
     seconds = args.seconds or (1 if args.quick else 5)
     workdir = Path(tempfile.mkdtemp(prefix="imagerepo-bench-stack-"))

@@ -79,7 +79,8 @@ def downloads(bench, servers: dict[str, Gunicorn], stored: dict) -> None:
     """Each object from each server of `servers` (kind -> server), the kinds interleaved run by
     run so they see the same noise. `hot`: one keep-alive connection (so one worker) that has
     read each object once; `cold`: a server whose chunk cache is off, so every chunk is read and
-    verified (with read-ahead, the default); `cold_inline`: the same with IMAGEREPO_READ_AHEAD=0."""
+    verified (read ahead for 8 chunks or more, the default); `cold_inline`: the same with
+    IMAGEREPO_READ_AHEAD=0."""
     connections = {kind: clients.Client(server.url) for kind, server in servers.items()}
     for role, (image_id, data) in stored.items():
         path = f"/images/{image_id}/content"

@@ -289,6 +289,7 @@ def init_jwt(app: Flask) -> None:
     # Token checks: verified tokens remembered, revocation and accounts from the state cache.
     state = statecache.StateCache(services(app).db.url, enabled=config.state_cache)
     app.extensions["imagerepo_state"] = state
+    services(app).db.on_close(state.close)  # its listener connection goes with the pool
     tokenstate.install(app, jwt, state)
 
     def unauthorized(message: str):

@@ -131,7 +131,8 @@ class Config:
     max_upload_bytes: int = 100 * MiB
     # fsync chunk files before they become visible; off only for throwaway stores.
     fsync: bool = True
-    # A cold download reads and verifies its next chunk on another thread while this one is sent.
+    # A download of 8 chunks or more reads and verifies its next chunk on another thread while
+    # this one is sent (README, "Performance").
     read_ahead: bool = True
     access_token_minutes: int = 15
     refresh_token_days: int = 30

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -54,6 +55,9 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._pool_pid: int | None = None
         self._lock = threading.Lock()
+        # What else holds a connection of this database's and must go with it (the state
+        # cache's listener): closing the database closes them first.
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def pool(self) -> ConnectionPool:
@@ -85,7 +89,12 @@ class Database:
         with self.pool.connection() as conn:
             yield conn
 
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
     def close(self) -> None:
+        for closer in self._closers:
+            closer()
         if self._pool is not None and self._pool_pid == os.getpid():
             self._pool.close()
         self._pool = None

@@ -50,7 +50,6 @@ from .plans.errors import (
     PlanNotFound,
     StorageQuotaExceeded,
     UploadQuotaExceeded,
-    VariantsUnavailable,
 )
 from .request_body import BodyIncomplete, BodyMalformed, BodyStalled, BodyTooLarge
 from .tags.names import TagNotFound
@@ -113,7 +112,6 @@ DOMAIN_ERRORS: dict[type[Exception], Answer] = {
     LinkNotFound: Answer(404, "not_found"),
     PlanNameTaken: Answer(409, "conflict"),
     InvalidLifetime: Answer(422, "validation_failed"),
-    VariantsUnavailable: Answer(422, "validation_failed"),
     CannotDisableSelf: Answer(409, "conflict"),
     UploadTooLarge: Answer(413, "too_large", lambda err: f"the image is larger than the limit of {err.limit} bytes"),
     TooManyFiles: Answer(413, "too_many_files"),

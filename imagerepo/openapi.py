@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 from flask import Flask
 
+from .context import services
 from .fieldtypes import FLAG_TEXT_PATTERN
 from .validation import ErrorOut
 
@@ -100,20 +101,16 @@ def _query_schema(prop: dict) -> dict:
     return {**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept}
 
 
-def _edge_responses(op: dict, error_ref: dict, has_body: bool) -> None:
-    """What the request edge answers on any route (README, "Security limits"): 401 for a
-    malformed Authorization header everywhere, 400/413 for a body that is malformed, cut short
-    or over the route's limit, and Retry-After on every 429."""
-    error = {"content": {"application/json": {"schema": error_ref}}}
-    responses = op["responses"]
-    responses.setdefault("401", {"description": "Malformed Authorization header, or a bad token", **error})
-    if has_body:
-        responses.setdefault("400", {"description": "Malformed body, or shorter than its Content-Length", **error})
-        responses.setdefault("413", {"description": "Body over this route's limit", **error})
-    if "429" in responses:
-        responses["429"]["headers"] = {
-            "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
-        }
+def _edge_responses(op: dict, error_ref: dict) -> None:
+    """401 on every route, tokens or not: a malformed Authorization header is refused before
+    any view runs (README, "Security limits"). Body limits, 507 and Retry-After are above."""
+    op["responses"].setdefault(
+        "401",
+        {
+            "description": "Malformed Authorization header, or a bad token",
+            "content": {"application/json": {"schema": error_ref}},
+        },
+    )
 
 
 def openapi_document(app: Flask) -> dict:
@@ -201,11 +198,16 @@ def openapi_document(app: Flask) -> dict:
             if spec["auth"]:
                 # "optional": anonymous callers are served too; a token that is sent must be valid.
                 op["security"] = [{"bearer": []}, {}] if spec["auth"] == "optional" else [{"bearer": []}]
-            _edge_responses(op, error_ref, has_body="requestBody" in op)
+            _edge_responses(op, error_ref)
             paths.setdefault(path, {})[method.lower()] = op
     for operations in paths.values():
         for op in operations.values():
             _no_nul([param["schema"] for param in op["parameters"] if param["in"] == "query"])
+    # A share link's lifetime is bounded by configuration: stated as this server has it.
+    expires_in = components.get("LinkIn", {}).get("properties", {}).get("expiresIn")
+    if expires_in is not None and "imagerepo" in app.extensions:
+        config = services(app).config
+        expires_in.update(minimum=config.link_min_seconds, maximum=config.link_max_seconds)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -143,22 +143,32 @@ class StateCache:
                     self._valid_until = 0.0
                     self._stop.clear()
                     self._wake_r, self._wake_w = os.pipe()
+                    # A request never blocks on the wake-up pipe, even if the listener is away.
+                    os.set_blocking(self._wake_w, False)
                     self._thread = threading.Thread(target=self._run, name="statecache-listener", daemon=True)
                     self._thread.start()
 
     def _run(self) -> None:
+        delay = _RECONNECT_SECONDS
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, application_name="imagerepo-statecache") as conn:
+                # Named with the worker's pid, so an operator (and the tests) can tell whose it is.
+                name = f"imagerepo-statecache {os.getpid()}"
+                with psycopg.connect(self.url, autocommit=True, application_name=name) as conn:
                     conn.add_notify_handler(self._on_notice)
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.clear()  # what was cached before LISTEN may have missed a notice
+                    delay = _RECONNECT_SECONDS
                     self._listen(conn)
             except psycopg.Error as err:
                 self._offline()
-                log.warning("state cache: listener connection lost (%s); bypassing the cache", err)
+                # Said once per outage; retried at 0.5 s, doubling up to 8 s (a server at its
+                # connection limit is not helped by a worker knocking twice a second).
+                if delay == _RECONNECT_SECONDS:
+                    log.warning("state cache: listener connection lost (%s); bypassing the cache", err)
                 self.stats["reconnects"] += 1
-                self._stop.wait(_RECONNECT_SECONDS)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 8.0)
         self._offline()
 
     def _listen(self, conn: psycopg.Connection) -> None:
@@ -190,6 +200,12 @@ class StateCache:
                 entries.clear()
             self._lock.notify_all()
 
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:  # full: the listener has wake-ups enough waiting
+            pass
+
     def sync(self, timeout: float = BOUND_SECONDS) -> None:
         """Return once every change committed before the call has reached this worker's cache
         (two heartbeats started after it); on timeout, empty the cache instead."""
@@ -198,7 +214,7 @@ class StateCache:
         with self._lock:
             target = self._beats + 2
             self._wanted = max(self._wanted, target)
-            os.write(self._wake_w, b"x")
+            self._wake()
             done = self._lock.wait_for(lambda: self._beats >= target or self._valid_until == 0.0, timeout)
         if not done:
             self._offline()
@@ -207,7 +223,7 @@ class StateCache:
         self._closed = True
         self._stop.set()
         if self._thread is not None and self._pid == os.getpid():
-            os.write(self._wake_w, b"x")
+            self._wake()
             self._thread.join(5)
             os.close(self._wake_r)
             os.close(self._wake_w)

@@ -39,6 +39,9 @@ FIGURES = [
     "list_first_p95_ms",
     "list_deep_p50_ms",
     "list_deep_p95_ms",
+    "search_first_p95_ms",
+    "search_deep_p95_ms",
+    "search_unfiltered_p95_ms",
     "rss_growth_upload_large_MiB",
     "rss_growth_download_cold_large_MiB",
     "rss_growth_scan_MiB",
@@ -65,10 +68,10 @@ def test_quick_benchmark_reports_every_figure_and_target(tmp_path):
         assert figure["min"] <= figure["median"] <= figure["max"], key
         # Rates and latencies are positive; memory growth may be zero on tiny sizes.
         assert figure["min"] > 0 or key.startswith("rss_growth") and figure["min"] >= 0, (key, figure)
-    assert len(report["targets"]) == 16
+    assert len(report["targets"]) == 18
     assert all(isinstance(t["pass"], bool) for t in report["targets"])
     # The table is printed, with every target's verdict.
-    assert result.stdout.count("| PASS |") + result.stdout.count("| FAIL |") == 16
+    assert result.stdout.count("| PASS |") + result.stdout.count("| FAIL |") == 18
     assert "100 KiB GET c=16 vs Flask ceiling" in result.stdout
 
 
@@ -79,7 +82,8 @@ def test_s3_limit_benchmark_reports_every_measure(tmp_path, seaweed):
     env = {**os.environ, **seaweed.environment()}
     result = subprocess.run(
         [sys.executable, "-m", "bench.s3", "--chunks", "6", "--threads", "1,3", "--json", str(out)]
-        + ["--endpoint", seaweed.endpoint, "--bucket", seaweed.bucket],
+        + ["--endpoint", seaweed.endpoint, "--bucket", seaweed.bucket]
+        + ["--service-size", str(1024 * 1024), "--service-runs", "1"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -95,3 +99,10 @@ def test_s3_limit_benchmark_reports_every_measure(tmp_path, seaweed):
     for name in measures:
         assert figures[name]["MiB_per_s"] > 0 and figures[name]["p50_ms"] > 0, name
         assert name in result.stdout
+    # The service on S3 beside the limit, and one request per chunk.
+    service = figures["service"]
+    for name in ("upload_vs_raw_put", "cold_download_vs_raw_get", "cold_download_vs_raw_get_x8"):
+        assert service[name] > 0, name
+    assert service["requests_per_chunk"]["new_upload"] == {"PutObject": 1.0}
+    assert service["requests_per_chunk"]["cold_read"] == {"GetObject": 1.0}
+    assert "The service on S3" in result.stdout

@@ -23,7 +23,7 @@ from blob_helpers import (
     staging_files,
     table_counts,
 )
-from imagerepo.blobstore import ChunkCorrupt, EmptyUpload, UploadTooLarge
+from imagerepo.blobstore import ChunkCorrupt, ChunkLost, EmptyUpload, UploadTooLarge
 
 CS = SMALL_CHUNK
 
@@ -410,13 +410,17 @@ def test_a_flipped_byte_is_never_read_back_nor_cached(blobs, owner):
     assert next(stream) == data[:CS]
     with pytest.raises(ChunkCorrupt, match=bad):
         next(stream)
-    with pytest.raises(ChunkCorrupt):
+    # The read that found it wrong moved the file aside (kept in quarantine/): it now reads as
+    # missing, and the next upload of those bytes writes it again.
+    with pytest.raises(ChunkLost):
         blobs.open(sha256(data), CS, CS + 10)  # a range starting in the bad chunk fails up front
     assert blobs.cache.get(bad) is None
-    assert blobs.counters["chunks_corrupt"] == 2
+    assert blobs.counters["chunks_corrupt"] == 1
+    assert [p.name.split(".")[0] for p in (blobs.store.root / "quarantine").iterdir()] == [bad]
     report = blobs.check(verify_content=True)
-    assert report.corrupt_chunks == [bad] and report.problems == 1
-    assert blobs.check(verify_content=False).corrupt_chunks == [], "without the flag, only sizes"
+    assert report.missing_chunks == [bad] and report.problems == 1
+    add_reference(blobs, owner, data)
+    assert blobs.read_all(sha256(data)) == data and blobs.check(verify_content=True).clean
 
 
 def test_missing_and_truncated_chunk_files_are_reported(blobs, owner):

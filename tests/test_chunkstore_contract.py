@@ -440,14 +440,11 @@ def test_local_quarantine_reads_the_file_even_when_it_was_known_good(tmp_path):
     assert store.quarantine(digest, len(data)) is True
 
 
-def test_local_put_many_makes_data_and_entries_durable_before_it_returns(tmp_path, monkeypatch):
-    """One upload's chunks published as a batch (durable.py): every staged file is fsynced
-    before any of them appears under its final name (another upload may adopt it from there),
-    each new directory's parent and each final directory is fsynced once, after the renames
-    that need it and before put_many returns (so before the caller commits the rows)."""
+def test_local_a_staged_file_is_durable_before_it_is_visible_and_its_entry_before_put_returns(tmp_path, monkeypatch):
+    """durable.py's order, per chunk: fsync the staged file, then rename it into place (another
+    upload may adopt it from there, so its bytes must already be on disk), then fsync its
+    directory, all before put() returns (so before the caller commits the chunk's row)."""
     store = _local(tmp_path)
-    existing, existing_data = chunk(40)
-    store.put(existing, existing_data)
     events: list[tuple[str, Path]] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -461,33 +458,14 @@ def test_local_put_many_makes_data_and_entries_durable_before_it_returns(tmp_pat
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     monkeypatch.setattr(os, "replace", recording_replace)
-    chunks = dict(chunk(seed, 3000 + seed) for seed in range(41, 61)) | {existing: existing_data}
-    area = store.new_staging_area()
-    staged = []
-    for digest, data in chunks.items():
-        handle, path = area.new_file()
-        with handle:
-            handle.write(data)
-        staged.append((digest, path))
-    staged_paths = {path for _, path in staged}
-    assert store.put_many(staged) == [digest != existing for digest in chunks]
-    area.remove()
+    for seed in range(41, 46):
+        digest, data = chunk(seed)
+        area, staged = staged_file(store, data)
+        events.clear()
+        assert store.put(digest, staged) is True
+        area.remove()
+        final = store.path_for(digest)
+        kinds = [(kind, path) for kind, path in events if kind == "rename" or path in (staged, final.parent)]
+        assert kinds == [("fsync", staged), ("rename", final), ("fsync", final.parent)], events
     monkeypatch.undo()
-
-    new = [d for d in chunks if d != existing]
-    renames = [i for i, (kind, _) in enumerate(events) if kind == "rename"]
-    assert sorted(events[i][1] for i in renames) == sorted(store.path_for(d) for d in new)
-    file_syncs = [i for i, (kind, path) in enumerate(events) if kind == "fsync" and path in staged_paths]
-    assert len(file_syncs) == len(new), "each new chunk's data fsynced once (the one already there: not)"
-    assert max(file_syncs) < min(renames), "data on disk before any file is visible under its name"
-    dir_syncs = [(i, path) for i, (kind, path) in enumerate(events) if kind == "fsync" and path not in staged_paths]
-    synced_dirs = [path for _, path in dir_syncs]
-    assert len(synced_dirs) == len(set(synced_dirs)), "each directory fsynced once"
-    finals = {store.path_for(d).parent for d in new}
-    assert finals <= set(synced_dirs)
-    assert all(i > max(renames) for i, path in dir_syncs if path in finals), "entries fsynced after the renames"
-    new_level1 = {d[:2] for d in new if d[:2] != existing[:2]}
-    assert (store.root in synced_dirs) == bool(new_level1), "the root fsynced when an `ab` was made in it"
-    assert {p for p in synced_dirs if p.parent == store.root} >= {store.root / d[:2] for d in new}
-    for digest, data in chunks.items():
-        assert store.get(digest) == data
+    assert store.get(digest) == data

@@ -21,7 +21,7 @@ from live_server import LiveServer
 from s3_helpers import backend_env
 
 CHUNK = 16 * 1024
-ROUNDS = {"local": 24, "s3": 16}  # fewer on S3: each round's uploads are slower, so CI stays short
+ROUNDS = {"local": 24, "s3": 12}  # fewer on S3: each round's uploads are slower, so CI stays short
 UPLOADERS = 4
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 import requests
@@ -61,3 +62,32 @@ def test_re_uploading_the_exact_bytes_mends_a_damaged_chunk(server, config, dama
         assert content.status_code == 200 and content.content == data
     staging = config.blob_dir / "tmp"
     assert not [p for p in staging.rglob("*") if p.is_file()], "no staged file is left behind"
+
+
+def test_bit_rot_in_a_file_the_server_wrote_is_mended_by_the_next_upload(server, config):
+    """Bit rot changes neither inode, size nor mtime, so the process that wrote the file would
+    trust it; the download that finds it wrong moves it aside, and the next upload writes it."""
+    auth = signup(server.url, "alice")
+    data = bmp_bytes(400, 400, seed=7)  # two chunks
+    second = hashlib.sha256(data[CHUNK:]).hexdigest()
+    one = requests.post(server.url + "/images/raw?name=one.bmp", data=data, headers=auth, timeout=30).json()
+    path = config.blob_dir / second[:2] / second[2:4] / second
+    before = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.seek(5000)
+        byte = handle.read(1)
+        handle.seek(5000)
+        handle.write(bytes([byte[0] ^ 0x04]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_ino == before.st_ino
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # never wrong bytes: cut short
+        requests.get(server.url + f"/images/{one['id']}/content", headers=auth, timeout=30)
+    quarantined = list((config.blob_dir / "quarantine").iterdir())
+    assert len(quarantined) == 1 and quarantined[0].name.startswith(second), "moved aside, kept"
+
+    again = requests.post(server.url + "/images/raw?name=again.bmp", data=data, headers=auth, timeout=30)
+    assert again.status_code == 201
+    for image in (one, again.json()):
+        content = requests.get(server.url + f"/images/{image['id']}/content", headers=auth, timeout=30)
+        assert content.status_code == 200 and content.content == data

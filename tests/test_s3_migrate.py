@@ -205,3 +205,54 @@ def test_the_cli_on_an_unreachable_store_says_so(config, s3_settings):
         config, {**env, "IMAGEREPO_S3_ENDPOINT": "http://127.0.0.1:9", "IMAGEREPO_S3_MAX_ATTEMPTS": "1"}, "s3", "gc"
     )
     assert code == 2 and "error:" in stderr and "Traceback" not in stderr
+
+
+def test_a_copy_killed_midway_resumes_where_it_stopped(config, s3_settings, seaweed):
+    """The real interruption: migrate-chunks SIGKILLed while it copies, then run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from s3_helpers import PROJECT_ROOT
+
+    blobs = make_blobs(config)
+    try:
+        owner = add_owner(config.database_url)
+        files = [pseudo_random(40 * CS, seed=300 + i) for i in range(15)]  # 600 chunks
+        for data in files:
+            add_reference(blobs, owner, data)
+    finally:
+        blobs.db.close()
+    env, prefix = s3_settings
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagerepo", "migrate-chunks", "--to", "s3", "--jobs", "1"],
+        cwd=PROJECT_ROOT,
+        env={
+            **os.environ,
+            **env,
+            "DATABASE_URL": config.database_url,
+            "IMAGEREPO_BLOB_DIR": str(config.blob_dir),
+            "IMAGEREPO_ENV": "test",
+            "IMAGEREPO_JWT_SECRET": "cli-test-secret-" + "z" * 40,
+            "IMAGEREPO_CHUNK_STORE": "local",
+            "IMAGEREPO_CHUNK_SIZE": str(CS),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(bucket_keys(seaweed, prefix)) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    copied_before = len(bucket_keys(seaweed, prefix))
+    assert 100 <= copied_before < 600, "killed part-way through the copy"
+    code, report, stderr = run(config, env, "local", "migrate-chunks", "--to", "s3")
+    assert code == 0, stderr
+    assert report["already_there"] == copied_before and report["copied"] == 600 - copied_before
+    assert report["verified"] == 600 and report["complete"] is True
+    assert set(bucket_keys(seaweed, prefix)) == chunk_digests(files)

@@ -57,13 +57,24 @@ def test_the_whole_service_runs_on_s3_and_keeps_nothing_on_local_disk(seaweed, c
         again = upload(session, server.url, headers, "b.bmp", [data])
         assert again.status_code == 201
         assert len(bucket_keys(seaweed, prefix)) == len(chunk_digests(data))
+        # A variant is rendered from the chunks in the bucket and stored there like an upload.
+        small = session.get(
+            f"{server.url}/images/{image['id']}/content",
+            params={"width": 50, "format": "png"},
+            headers=headers,
+            timeout=60,
+        )
+        assert small.status_code == 200 and small.content.startswith(b"\x89PNG"), small.text[:300]
+        # Under one chunk: its one object is named by the digest of the bytes served.
+        assert set(bucket_keys(seaweed, prefix)) == chunk_digests(data) | {hashlib.sha256(small.content).hexdigest()}
+        assert files_under(blob_dir) == []
         for created_image in (image, again.json()):
             gone = session.delete(f"{server.url}/images/{created_image['id']}", headers=headers, timeout=30)
             assert gone.status_code == 202
     # gc from the command line, on the same configuration: the bucket is emptied.
     code, report, stderr = cli(clean_db, tmp_path / "cli", env, "gc", "--grace", "0")
     assert code == 0, stderr
-    assert report["chunks_freed"] == len(chunk_digests(data))
+    assert report["chunks_freed"] == len(chunk_digests(data)) + 1, "the image's chunks and its variant's"
     assert bucket_keys(seaweed, prefix) == {}
     assert rows(clean_db) == {"images": 0, "objects": 0, "chunks": 0, "object_chunks": 0}
 

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from http_helpers import bmp_bytes, signup
+from imagerepo.images.content import CONTENT_POLICY
 from test_stack import Stack, _stack_env
 
 METRICS_TOKEN = "scrape-" + "x" * 32
@@ -74,6 +75,7 @@ def test_a_one_chunk_image_is_sent_by_nginx_byte_exact_with_the_apps_headers(acc
     assert h["Vary"] == "Authorization, X-Access-Key"
     assert h["X-Content-Type-Options"] == "nosniff"
     assert h["Accept-Ranges"] == "bytes"
+    assert h["Content-Security-Policy"] == CONTENT_POLICY
     assert (
         h["Content-Disposition"]
         == "inline; filename=\"_n_code name.bmp\"; filename*=UTF-8''%C3%BCn%C3%AFcode%20name.bmp"
@@ -155,3 +157,22 @@ def test_a_damaged_chunk_file_is_never_sent(accel_stack):
     for _ in range(4):  # whichever worker takes it
         response = requests.get(stack.url + image["url"], timeout=10)
         assert response.status_code == 500 and response.json()["error"]["code"] == "storage_corrupt"
+
+
+def test_a_share_link_of_a_private_image_keeps_its_own_cache_rules(accel_stack):
+    stack = accel_stack
+    headers = signup(stack.url, "accel-link")
+    data = bmp_bytes(70, 50, seed=15)
+    image = _upload(stack, headers, data, "linked.bmp", isPrivate=1)
+    created = requests.post(
+        f"{stack.url}/images/{image['id']}/links", json={"expiresIn": 600}, headers=headers, timeout=10
+    )
+    assert created.status_code == 201, created.text
+    before = _via_nginx(stack)
+    opened = requests.get(stack.url + created.json()["url"], timeout=10)
+    assert opened.status_code == 200 and opened.content == data
+    assert _via_nginx(stack) == before + len(data), "sent by nginx"
+    max_age = opened.headers["Cache-Control"]
+    assert max_age.startswith("private, max-age=") and 0 < int(max_age.rpartition("=")[2]) <= 600
+    assert opened.headers["Vary"] == "Accept-Encoding"
+    assert requests.get(stack.url + image["url"], timeout=10).status_code == 404, "the image itself stays private"

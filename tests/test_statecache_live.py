@@ -2,7 +2,7 @@
 a change commits, every worker refuses within BOUND_SECONDS (1 s), whichever worker made it.
 
 Each worker starts its listener on the first read that uses the cache, so one listening session
-per worker in pg_stat_activity shows that every worker has cached state before the change. The
+per worker in pg_stat_activity (named with the worker's pid) shows that every worker has cached state before the change. The
 checks after each change are many requests on fresh connections, sent by several threads at
 once, so each worker answers some of them; all must be refused. A control with the notify
 trigger switched off shows the cache really answers (a change PostgreSQL does not announce is
@@ -42,17 +42,21 @@ def statuses(url: str, headers: dict | None = None) -> list[int]:
         return list(pool.map(one, range(REQUESTS)))
 
 
-def listeners(database_url: str) -> int:
+def listener_names(server) -> list[str]:
+    """The application names the server's workers' listeners connect with."""
+    return [f"imagerepo-statecache {pid}" for pid in server.pids()[1:]]
+
+
+def listeners(database_url: str, server) -> int:
     with psycopg.connect(database_url, autocommit=True) as conn:
         return conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'imagerepo-statecache'"
-            " AND datname = current_database()"
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = ANY (%s)", (listener_names(server),)
         ).fetchone()[0]
 
 
-def wait_for_listeners(database_url: str, url: str, headers: dict | None = None) -> None:
+def wait_for_listeners(server, database_url: str, url: str, headers: dict | None = None) -> None:
     deadline = time.monotonic() + 30
-    while listeners(database_url) < WORKERS:
+    while listeners(database_url, server) < WORKERS:
         assert time.monotonic() < deadline, "not every worker started its state cache listener"
         assert set(statuses(url, headers)) == {200}
 
@@ -73,7 +77,7 @@ def test_privacy_and_delete_are_enforced_by_every_worker_within_the_bound(worker
     alice = signup(base, "alice")
     bob = signup(base, "bob")
     private_soon, deleted_soon = public_image(base, alice, 1), public_image(base, alice, 2)
-    wait_for_listeners(config.database_url, private_soon)
+    wait_for_listeners(workers_server, config.database_url, private_soon)
     for url in (private_soon, deleted_soon):
         assert set(statuses(url)) == {200}
         assert set(statuses(url, bob)) == {200}
@@ -98,7 +102,7 @@ def test_logout_and_a_disabled_account_are_refused_by_every_worker_within_the_bo
     with psycopg.connect(config.database_url, autocommit=True) as conn:
         conn.execute("UPDATE users SET is_admin = true WHERE name = 'root'")
         carol_id = conn.execute("SELECT id FROM users WHERE name = 'carol'").fetchone()[0]
-    wait_for_listeners(config.database_url, image, bob)
+    wait_for_listeners(workers_server, config.database_url, image, bob)
     assert set(statuses(image, bob)) == {200}
     assert set(statuses(image, carol)) == {200}
 
@@ -118,7 +122,7 @@ def test_a_change_nobody_announces_is_not_seen_so_the_cache_really_answers(worke
     alice = signup(base, "alice")
     image = public_image(base, alice, 4)
     image_id = int(image.split("/")[-2])
-    wait_for_listeners(config.database_url, image)
+    wait_for_listeners(workers_server, config.database_url, image)
     assert set(statuses(image)) == {200}
     with psycopg.connect(config.database_url, autocommit=True) as conn:
         conn.execute("ALTER TABLE images DISABLE TRIGGER images_state_notify_update")
@@ -127,7 +131,9 @@ def test_a_change_nobody_announces_is_not_seen_so_the_cache_really_answers(worke
         finally:
             conn.execute("ALTER TABLE images ENABLE TRIGGER images_state_notify_update")
     after_the_bound()
-    assert 200 in statuses(image)  # stale: nothing told the workers
+    # Stale: nothing told the workers. (A worker whose listener was starved past the bound would
+    # bypass its cache and answer 404; one of three rounds of requests is enough.)
+    assert any(200 in statuses(image) for _ in range(3))
     with psycopg.connect(config.database_url, autocommit=True) as conn:
         conn.execute("UPDATE images SET updated_at = now() WHERE id = %s", (image_id,))
     after_the_bound()
@@ -141,15 +147,15 @@ def test_a_lost_listener_connection_empties_the_cache(workers_server, config):
     alice = signup(base, "alice")
     image = public_image(base, alice, 5)
     image_id = int(image.split("/")[-2])
-    wait_for_listeners(config.database_url, image)
+    wait_for_listeners(workers_server, config.database_url, image)
     assert set(statuses(image)) == {200}
     with psycopg.connect(config.database_url, autocommit=True) as conn:
         conn.execute("ALTER TABLE images DISABLE TRIGGER images_state_notify_update")
         try:
             conn.execute("UPDATE images SET is_private = true, access_key = 'k' WHERE id = %s", (image_id,))
             cut = conn.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = 'imagerepo-statecache' AND datname = current_database()"
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = ANY (%s)",
+                (listener_names(workers_server),),
             ).fetchone()[0]
         finally:
             conn.execute("ALTER TABLE images ENABLE TRIGGER images_state_notify_update")
@@ -158,7 +164,7 @@ def test_a_lost_listener_connection_empties_the_cache(workers_server, config):
     assert set(statuses(image)) == {404}
     # And the workers listen again (reconnected within a second or so).
     deadline = time.monotonic() + 10
-    while listeners(config.database_url) < WORKERS:
+    while listeners(config.database_url, workers_server) < WORKERS:
         assert time.monotonic() < deadline, "the listeners did not reconnect"
         time.sleep(0.2)
     assert requests.post(base + "/login", json={"username": "alice", "password": PASSWORD}, timeout=30).ok

@@ -2,29 +2,28 @@
 loss, so each chunk file's data, its entry in its fan-out directory, and the entry of every new
 fan-out directory in its parent are on stable storage before the caller commits.
 
-One upload's chunks are published as a batch (issue 16), in three steps each spread over a
-thread pool, instead of each chunk doing all of its steps in turn:
+Each chunk is published on its own, in this order: fsync the staged file (its writeback began
+as it was staged, staging_area.py), make its fan-out directories if missing (fsyncing each new
+one's parent), rename it into place, fsync its directory. The data is durable before the file
+appears under its final name, so another upload that finds it there (and verifies it) never
+adopts bytes a power loss can take back. The writer publishes an upload's chunks in parallel on
+a thread pool: each fsync is mostly a wait for the filesystem's journal to commit, and
+concurrent fsyncs share those commits.
 
-1. fsync every staged file (its data; the writeback began as it was staged, staging_area.py);
-2. make the missing fan-out directories, then fsync each parent of a new one, once;
-3. rename every staged file into place, then fsync each final directory, once.
-
-The data is durable before a file appears under its final name, as with one chunk at a time, so
-another upload that finds the file there (and verifies it) never adopts bytes a power loss can
-take back. What batching saves: each fsync is mostly a wait for the filesystem journal to
-commit, and the fsyncs of one step run together and share those commits, where one chunk at a
-time waited for at least two commits per chunk. `python -m bench.fsync_strategies` measures
-this against syncfs(2) and a pack file; README, "Performance", says why this one.
+Batching them instead (fsync every file, then every new directory's parent once, rename all,
+fsync each final directory once) was built and measured slower (issue 16): with random digests
+nearly every chunk has a directory of its own, so batching saves few fsyncs, and its barriers
+wait for the slowest fsync of each step, where independent chunks keep the disk busy. syncfs(2)
+was no faster and flushes every other writer's data too; a pack file (one fsync per upload) is
+5-8x faster but changes the layout every other part relies on. `python -m bench.fsync_strategies`
+measures them all; README, "Performance".
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-Mapper = Callable[..., Iterable[Any]]
 
 
 def fsync_file(path: Path) -> None:
@@ -43,7 +42,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def ensure_dirs(paths: Iterable[Path], fsync: bool, map_: Mapper = map) -> None:
+def ensure_dirs(paths: Iterable[Path], fsync: bool) -> None:
     """Create each directory of `paths` and its missing parents; then fsync, once each, every
     parent in which an entry was made (root first when done in order), before anything is
     published in them. A directory raced into existence by another process is fsynced by both
@@ -62,20 +61,19 @@ def ensure_dirs(paths: Iterable[Path], fsync: bool, map_: Mapper = map) -> None:
             except FileExistsError:
                 pass
             parents.add(directory.parent)
-    if fsync and parents:
-        list(map_(fsync_dir, sorted(parents, key=lambda p: (len(p.parts), p))))
+    if fsync:
+        for parent in sorted(parents, key=lambda p: (len(p.parts), p)):
+            fsync_dir(parent)
 
 
-def publish(staged: list[tuple[Path, Path]], fsync: bool, map_: Mapper = map) -> None:
-    """Move each staged file to its final path (both on one filesystem), durably when `fsync`:
-    the three steps above. `map_` runs a function over many paths (a thread pool's map)."""
+def publish(staged: Path, final: Path, fsync: bool) -> None:
+    """Move a staged file to its final path (one filesystem), durably when `fsync`."""
     if fsync:
-        list(map_(fsync_file, [source for source, _ in staged]))
-    ensure_dirs((final.parent for _, final in staged), fsync, map_)
-    for source, final in staged:
-        os.replace(source, final)
-        # The collector's grace period for files without a row counts from when a chunk
-        # became visible, not from when it was staged.
-        os.utime(final)
+        fsync_file(staged)
+    ensure_dirs([final.parent], fsync)
+    os.replace(staged, final)
+    # The collector's grace period for files without a row counts from when a chunk became
+    # visible, not from when it was staged.
+    os.utime(final)
     if fsync:
-        list(map_(fsync_dir, sorted({final.parent for _, final in staged})))
+        fsync_dir(final.parent)

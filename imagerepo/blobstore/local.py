@@ -11,8 +11,7 @@ truncated file, a disk a flipped bit; an upload that brings the right bytes repl
 file atomically instead of adopting it. Every fan-out directory created is made durable in its
 parent (one fsync of the parent per new directory) before a chunk is published in it.
 
-Publishing is durable and batched (durable.py): `put_many` moves one upload's staged files into
-place with their fsyncs grouped; `put` is a batch of one. Staging areas: staging_area.py.
+Publishing a chunk durably: durable.py. Staging areas: staging_area.py.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
-from .durable import Mapper, ensure_dirs, fsync_dir, publish
+from .durable import ensure_dirs, fsync_dir, publish
 from .interface import ChunkFile, ChunkMissing, ChunkStore
 from .staging_area import StagingArea, remove_abandoned_area
 
@@ -92,42 +91,26 @@ class LocalChunkStore:
         """Make `digest` present with the right bytes. `data` is bytes, or a staged file that is
         moved (not copied); either must hold exactly the bytes `digest` names. Returns False
         when the right file was already there, True when a file was written (new, or replacing
-        a wrong one)."""
-        if isinstance(data, Path):
-            return self.put_many([(digest, data)])[0]
-        if self._holds(self.path_for(digest), digest, len(data)):
+        a wrong one). Durable before it returns (durable.py)."""
+        final = self.path_for(digest)
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        if self._holds(final, digest, size):
+            if isinstance(data, Path):
+                data.unlink(missing_ok=True)
             return False
-        area = self.new_staging_area()
-        try:
-            handle, staged = area.new_file()
-            with handle:
-                handle.write(data)
-            return self.put_many([(digest, staged)])[0]
-        finally:
-            area.remove()
-
-    def put_many(self, staged: list[tuple[str, Path]], map_: Mapper = map) -> list[bool]:
-        """`put` for many staged files of distinct digests, durable together (durable.py):
-        each result as `put`'s. `map_` spreads the checks and fsyncs (a thread pool's map)."""
-        finals = [self.path_for(digest) for digest, _ in staged]
-
-        def holds(index: int) -> bool:
-            digest, source = staged[index]
-            return self._holds(finals[index], digest, source.stat().st_size)
-
-        present = list(map_(holds, range(len(staged))))
-        moves = []
-        for (_, source), final, here in zip(staged, finals, present, strict=True):
-            if here:
-                source.unlink(missing_ok=True)
-            else:
-                moves.append((source, final))
-        if moves:
-            publish(moves, self.fsync, map_)
-        for (digest, _), final, here in zip(staged, finals, present, strict=True):
-            if not here:
-                self._remember_good(digest, os.stat(final))
-        return [not here for here in present]
+        if isinstance(data, Path):
+            publish(data, final, self.fsync)
+        else:
+            area = self.new_staging_area()
+            try:
+                handle, staged = area.new_file()
+                with handle:
+                    handle.write(data)
+                publish(staged, final, self.fsync)
+            finally:
+                area.remove()
+        self._remember_good(digest, os.stat(final))
+        return True
 
     def _holds(self, final: Path, digest: str, size: int, trust_known: bool = True) -> bool:
         """Whether the file at `final` holds the `size` bytes that `digest` names."""

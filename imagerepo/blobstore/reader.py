@@ -3,7 +3,7 @@ for any byte range, touching only the chunks the range needs.
 
 Every chunk read from the store is re-hashed before it is returned or cached; a chunk that
 fails raises ChunkCorrupt (ChunkLost when its file is gone) rather than yield wrong bytes. A
-download reads (and verifies) one chunk ahead on a small thread pool while it sends.
+response of 8 chunks or more reads (and verifies) one chunk ahead on a small thread pool.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from cachetools import LRUCache
 
 from .cache import ChunkCache
 from .errors import ChunkCorrupt, ChunkFreed, ChunkLost, ObjectNotFound
-from .interface import ChunkMissing, ChunkReader
+from .interface import ChunkMissing, ChunkQuarantiner, ChunkReader
 from .pools import pool
 from .stats import Counters
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST_CACHE_ENTRIES = 20_000
+# Read-ahead only pays on long responses: each hand-off waits for a thread to be scheduled.
+READ_AHEAD_MIN_CHUNKS = 8
 READ_AHEAD_THREADS = 4
 
 
@@ -68,9 +70,26 @@ class ObjectReader:
         if hashlib.sha256(data).hexdigest() != digest:
             log.error("chunk %s failed verification: its bytes do not match its digest", digest)
             self.counters.inc("chunks_corrupt")
+            self._quarantine(digest)
             raise ChunkCorrupt(f"chunk {digest} is corrupt")
         self.cache.put(digest, data, object_size)
         return data
+
+    def _quarantine(self, digest: str) -> None:
+        """Move a file just found wrong aside (the store re-reads it first), under its row lock
+        as fsck --repair does: it then reads as missing, and the next upload of those bytes
+        writes it, even in a process that wrote the file and would otherwise trust it."""
+        if self.db is None or not isinstance(self.store, ChunkQuarantiner):
+            return
+        try:
+            with self.db.transaction() as conn:
+                row = conn.execute(
+                    "SELECT size FROM chunks WHERE digest = %s FOR UPDATE", (bytes.fromhex(digest),)
+                ).fetchone()
+                if row is not None:
+                    self.store.quarantine(digest, row["size"])
+        except Exception:  # the read fails with ChunkCorrupt either way; this only helps later
+            log.exception("could not move the corrupt chunk %s aside", digest)
 
     def _referenced(self, digest: str) -> bool:
         """Whether some object still holds this chunk (a missing file is then a loss)."""
@@ -143,11 +162,13 @@ class ObjectReader:
     def _iterate(
         self, digest: str, plan: list[tuple[int, str]], first: bytes, start: int, end: int, size: int
     ) -> Iterator[bytes]:
-        # Read-ahead (IMAGEREPO_READ_AHEAD): the next chunk not in the cache is read and verified
-        # on another thread while this one is sent. hashlib and socket writes release the GIL,
-        # so hashing n+1 overlaps sending n; one chunk ahead, so a download holds at most two
-        # chunks. Bytes are still only yielded once verified, and a bad chunk still fails at its
-        # own position. Measured against reading in line: README, "Performance".
+        # Read-ahead (IMAGEREPO_READ_AHEAD), for responses of READ_AHEAD_MIN_CHUNKS or more: the
+        # next chunk not in the cache is read and verified on another thread while this one is
+        # sent. hashlib and socket writes release the GIL, so hashing n+1 overlaps sending n;
+        # one chunk ahead, so a download holds at most two chunks. Bytes are still only yielded
+        # once verified, and a bad chunk still fails at its own position. Measured against
+        # reading in line on every `make bench` run: README, "Performance".
+        read_ahead = self.read_ahead and len(plan) >= READ_AHEAD_MIN_CHUNKS
         ahead: Future[bytes] | None = None
         try:
             for position, (chunk_start, chunk_digest) in enumerate(plan):
@@ -162,7 +183,7 @@ class ObjectReader:
                     self.forget_manifest(digest)  # so the next request asks the database again
                     raise
                 ahead = None
-                if self.read_ahead and position + 1 < len(plan) and plan[position + 1][1] not in self.cache:
+                if read_ahead and position + 1 < len(plan) and plan[position + 1][1] not in self.cache:
                     ahead = pool("read", READ_AHEAD_THREADS).submit(self.read_chunk, plan[position + 1][1], size)
                 low = max(start - chunk_start, 0)
                 high = min(end + 1 - chunk_start, len(data))

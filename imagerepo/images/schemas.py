@@ -4,7 +4,7 @@ documented by imagerepo.validation), and the image row as the API shows it."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
 import pydantic
 from pydantic.json_schema import SkipJsonSchema
@@ -16,7 +16,7 @@ from ..plans import view as plan_view
 from ..plans.schemas import LinkOut
 from ..tags.names import TagFields, TagNames
 from ..validation import ErrorDetail, Schema, SparseSchema, UploadedFile
-from ..variants.transform import MAX_SIDE, QUALITIES, SIZES
+from ..variants.transform import ALL_FORMATS, FITS, MAX_SIDE, QUALITIES, SIZES
 from .queries import search_words
 from .upload import MAX_BATCH_FILES
 
@@ -72,28 +72,37 @@ class ImageAccessQuery(Schema):
     )
 
 
-# The schema states each parameter's values; what it cannot state (sides off the grid for
-# anyone but the owner, fit=cover without both sides, format with img_format, avif where the
-# server cannot write it, the per-image cap) is a 422 from imagerepo/variants/transform.py.
-_Side = Annotated[int, pydantic.Field(ge=1, le=MAX_SIDE)]
+_Param = Annotated[str, pydantic.StringConstraints(max_length=20)]
+
+
+# The variant parameters are text (imagerepo/variants/transform.py checks them), documented as
+# what that check takes.
+_Side = Annotated[_Param, pydantic.WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_SIDE})]
+_Fit = Annotated[_Param, pydantic.WithJsonSchema({"type": "string", "enum": list(FITS)})]
+_Format = Annotated[_Param, pydantic.WithJsonSchema({"type": "string", "enum": [*ALL_FORMATS, "jpg"]})]
+_Quality = Annotated[_Param, pydantic.WithJsonSchema({"type": "integer", "enum": list(QUALITIES)})]
+_ImgFormat = Annotated[_Param, pydantic.WithJsonSchema({"type": "string", "enum": ["jpeg", "jpg", "png"]})]
 
 
 class ContentQuery(ImageAccessQuery):
-    """Any of width, height, fit, format, quality, img_format asks for a variant; none gives the
-    original bytes."""
+    """Any of width, height, fit, format, quality asks for a variant (imagerepo/variants/transform.py
+    checks them: 422 invalid_transform); none gives the original bytes."""
 
-    download: bool = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
-    width: _Side | None = pydantic.Field(None, description="Variant width in px: a size-grid value (owner: 1-4096)")
-    height: _Side | None = pydantic.Field(None, description="Variant height in px: a size-grid value (owner: 1-4096)")
-    fit: Literal["inside", "cover"] | None = pydantic.Field(None, description="cover needs width and height; crops")
-    format: Literal["jpeg", "jpg", "png", "webp", "avif"] | None = pydantic.Field(
-        None, description="Default: the source's (JPEG, WebP), else png; avif where the server can write it"
+    download: TextFlag = pydantic.Field(False, description="1: serve as an attachment (Content-Disposition)")
+    width: _Side | None = pydantic.Field(
+        None, description="Variant width in px: the owner 1-4096, others one of the size grid"
     )
-    quality: int | None = pydantic.Field(
-        None, description="Default 80; ignored for png", json_schema_extra={"enum": list(QUALITIES)}
+    height: _Side | None = pydantic.Field(
+        None, description="Variant height in px: the owner 1-4096, others one of the size grid"
     )
-    img_format: Literal["jpeg", "jpg", "png"] | None = pydantic.Field(
-        None, description="Seed 002's name for format (not with format)"
+    fit: _Fit | None = pydantic.Field(None, description="inside (default) or cover (needs width and height; crops)")
+    format: _Format | None = pydantic.Field(
+        None,
+        description="jpeg (or jpg), png, webp or avif (where the server's libvips writes it); default: the source's",
+    )
+    quality: _Quality | None = pydantic.Field(None, description="50, 70, 80 (default) or 90; ignored for png")
+    img_format: _ImgFormat | None = pydantic.Field(
+        None, description="jpeg (or jpg) or png (seed 002's name for format; not with format)"
     )
 
 
@@ -146,10 +155,10 @@ class ListQuery(ImageFilters):
     limit: PageSize = 20
     cursor: Cursor | None = None
     mine: TextFlag = pydantic.Field(False, description="1: only the caller's images (needs a token)")
-    thumbnail: int | None = pydantic.Field(
-        None,
-        description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image",
-        json_schema_extra={"enum": list(SIZES)},
+    thumbnail: Annotated[int, pydantic.WithJsonSchema({"type": "integer", "enum": list(SIZES)})] | None = (
+        pydantic.Field(
+            None, description="A height from the variant size grid (200, 400, ...): adds thumbnailUrl to each image"
+        )
     )
 
     @pydantic.field_validator("thumbnail")

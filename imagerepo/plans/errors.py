@@ -50,7 +50,3 @@ class LinkNotFound(Exception):
 
 class InvalidLifetime(Exception):
     """expiresIn outside the configured bounds."""
-
-
-class VariantsUnavailable(Exception):
-    """A variant link while this server cannot make variants."""

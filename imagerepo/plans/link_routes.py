@@ -25,7 +25,13 @@ _OWNER_ERRORS = {403: "Not the owner, or the plan does not give this link", 404:
     body=LinkIn,
     response=LinkOut,
     status=201,
-    responses={**_OWNER_ERRORS, 400: "Malformed JSON", 422: "expiresIn out of bounds, or an invalid variant"},
+    responses={
+        **_OWNER_ERRORS,
+        400: "Malformed JSON",
+        415: "A variant of an image type that cannot be converted",
+        422: "expiresIn out of bounds, an invalid variant, or the image's variant limit is reached",
+        429: "Too many off-grid variant sizes of this image lately",
+    },
     summary="Make an expiring share link to an image or a thumbnail of it (owner only, plan permitting)",
 )
 def create_route(image_id: int, body: LinkIn):
@@ -48,7 +54,12 @@ def delete_route(image_id: int, link_id: int):
 @bp.get("/s/<token>")
 @api(
     auth=False,
-    responses={404: "Unknown, expired or revoked link", 416: "Range not satisfiable"},
+    responses={
+        404: "Unknown, forged, expired or revoked link",
+        415: "The variant cannot be made from this image",
+        416: "Range not satisfiable",
+        422: "The variant cannot be made",
+    },
     summary="The bytes a share link gives (GET or HEAD; Range, If-None-Match); no token or key needed",
     response_doc={
         "description": "The bytes, as /images/<id>/content answers them; cacheable privately for at most the"

@@ -17,9 +17,14 @@ import secrets
 
 from .. import access
 from ..context import services
+from ..images.content import variant_row
 from ..images.queries import find_image
+from ..variants import pipeline
+from ..variants import transform as vt
+from ..variants.images import off_grid
+from ..variants.service import get_or_create_variant, variant_for
 from . import link_queries, queries
-from .errors import InvalidLifetime, LinkNotFound, PlanForbids, VariantsUnavailable
+from .errors import InvalidLifetime, LinkNotFound, PlanForbids
 from .schemas import LinkIn
 
 _KEY_LABEL = b"imagerepo share link tokens v1"
@@ -53,8 +58,25 @@ def allowed(plan, height: int | None) -> str | None:
     return None
 
 
+def link_transform(image, height: int | None, fmt: str | None) -> vt.Transform:
+    """The variant a link serves: `height` px high (never enlarged) in format `fmt` (default:
+    the image's own, as the content route's), or the full size converted to `fmt`. Any height
+    the plan names is allowed (administrators pick them), as for the owner's own requests."""
+    return vt.normalise(
+        0,
+        height or 0,
+        "inside",
+        fmt or vt.default_format(image["content_type"]),
+        vt.DEFAULT_QUALITY,
+        any_size=True,
+        formats=pipeline.supported_formats(),
+    )
+
+
 def create_link(owner: int, image_id: int, body: LinkIn):
-    """A new link to the owner's image (or a variant of it); the link row with its nonce."""
+    """A new link to the owner's image (or a variant of it); the link row with its nonce. A
+    variant is made now, on the owner's request (and its limits), so that opening the link
+    only ever finds it."""
     config = services().config
     if not config.link_min_seconds <= body.expiresIn <= config.link_max_seconds:
         raise InvalidLifetime(
@@ -62,12 +84,19 @@ def create_link(owner: int, image_id: int, body: LinkIn):
         )
     height = body.variant.height if body.variant else None
     fmt = (body.variant.format if body.variant else None) or body.format
-    with services().db.transaction() as conn:
-        access.owned_image(conn, image_id, owner)
-        plan = queries.user_plan(conn, owner)
-        problem = allowed(plan, height)
+    db = services().db
+    with db.transaction() as conn:
+        image = access.owned_image(conn, image_id, owner)
+        problem = allowed(queries.user_plan(conn, owner), height)
         if problem:
             raise PlanForbids(problem)
+    if height is not None or fmt is not None:
+        wanted = link_transform(image, height, fmt)
+        get_or_create_variant(
+            bytes(image["object_digest"]).hex(), image["content_type"], wanted, off_grid=off_grid(wanted)
+        )
+    with db.transaction() as conn:
+        access.owned_image(conn, image_id, owner)  # still there, still the caller's
         nonce = secrets.token_bytes(16)
         return link_queries.insert_link(conn, token_hash(token_of(nonce)), nonce, image_id, height, fmt, body.expiresIn)
 
@@ -109,7 +138,11 @@ def prune_links(db) -> int:
 
 
 def served_row(link, image):
-    """The row content_response serves for a link: the image itself, or its variant."""
+    """The row content_response serves for a link: the image itself, or its variant (made when
+    the link was; made again, without the request limits, should it be missing)."""
     if link["height"] is None and link["format"] is None:
         return image
-    raise VariantsUnavailable("links to thumbnails and other formats need image variants, not available yet")
+    wanted = link_transform(image, link["height"], link["format"])
+    return variant_row(
+        image, variant_for(bytes(image["object_digest"]).hex(), image["content_type"], wanted, made_by="worker")
+    )

@@ -6,7 +6,9 @@ import datetime as dt
 from typing import Annotated, Literal
 
 import pydantic
+from pydantic.json_schema import SkipJsonSchema
 
+from ..fieldtypes import JsonFlag
 from ..validation import Schema
 
 PlanName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")]
@@ -38,11 +40,14 @@ class PlanIn(PlanFields):
 
 
 class PlanPatch(Schema):
-    """Only the fields sent change."""
+    """Only the fields sent change (the quotas take null: unlimited; the others do not)."""
 
-    thumbnailHeights: list[Height] | None = pydantic.Field(None, max_length=16)
-    originalViaLinks: bool | None = None
-    expiringLinks: bool | None = None
+    # At least one field; the first three are optional but not nullable (the document says so).
+    model_config = pydantic.ConfigDict(json_schema_extra={"minProperties": 1})
+
+    thumbnailHeights: Annotated[list[Height], pydantic.Field(max_length=16)] | SkipJsonSchema[None] = None
+    originalViaLinks: JsonFlag | SkipJsonSchema[None] = None
+    expiringLinks: JsonFlag | SkipJsonSchema[None] = None
     maxStoredBytes: Quota = None
     maxImages: Quota = None
     maxUploadBytes: Annotated[int, pydantic.Field(ge=1, le=2**62)] | None = None
@@ -51,9 +56,6 @@ class PlanPatch(Schema):
     def _something(self):
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
-        for name in ("thumbnailHeights", "originalViaLinks", "expiringLinks"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         return self
 
 
@@ -91,6 +93,16 @@ class AccountPlanOut(Schema):
 
 # -- share links ----------------------------------------------------------------------------
 class VariantIn(Schema):
+    # A height or a format that is not null (each may be null when the other is given).
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["height"], "properties": {"height": {"type": "integer"}}},
+                {"required": ["format"], "properties": {"format": {"type": "string"}}},
+            ]
+        }
+    )
+
     height: Height | None = None
     format: Format | None = None
 
@@ -101,8 +113,24 @@ class VariantIn(Schema):
         return self
 
 
+def _lifetime_bounds(schema: dict) -> None:
+    """The document states the running server's bounds (the domain enforces them)."""
+    from ..config import Config
+    from ..context import services
+
+    try:
+        config = services().config
+        low, high = config.link_min_seconds, config.link_max_seconds
+    except RuntimeError:  # outside an app: the defaults
+        low, high = Config.link_min_seconds, Config.link_max_seconds
+    schema.update(minimum=low, maximum=high)
+
+
 class LinkIn(Schema):
-    expiresIn: int = pydantic.Field(description="Seconds the link works (IMAGEREPO_LINK_MIN/MAX_SECONDS)")
+    expiresIn: int = pydantic.Field(
+        description="Seconds the link works (IMAGEREPO_LINK_MIN_SECONDS to IMAGEREPO_LINK_MAX_SECONDS)",
+        json_schema_extra=_lifetime_bounds,
+    )
     variant: VariantIn | None = pydantic.Field(None, description="A thumbnail height and/or format; null: the original")
     format: Format | None = pydantic.Field(None, description="Shorthand for variant.format")
 

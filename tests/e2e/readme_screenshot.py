@@ -1,4 +1,5 @@
-"""Makes the README's screenshot of the gallery (gallery.png): a throwaway database filled by
+"""Makes the README's screenshots of the gallery (gallery.png, and an image's page with a share
+link, gallery-image.png): a throwaway database filled by
 `seed-demo`, the real server, headless Chromium logged in as demo1. Not a test; run it when the
 gallery's look changes:
 
@@ -27,6 +28,7 @@ from imagerepo.db import apply_schema  # noqa: E402
 
 PROJECT_ROOT = HERE.parent.parent
 OUT = PROJECT_ROOT / "gallery.png"
+OUT_IMAGE = PROJECT_ROOT / "gallery-image.png"
 
 
 def main() -> None:
@@ -71,12 +73,22 @@ def shoot(base: str) -> None:
         page.wait_for_function("() => [...document.querySelectorAll('#grid img')].every(i => i.complete)")
         page.locator("#flash").evaluate("e => e.textContent = ''")
         page.screenshot(path=str(OUT))
+        # An image of demo1's: its page with a share link just made.
+        page.locator("#grid li", has=page.locator(".badge.mine")).first.locator("a.card-link").click()
+        page.wait_for_function("() => document.getElementById('image-view').getAttribute('aria-busy') === 'false'")
+        page.wait_for_function("() => document.getElementById('image-full').complete")
+        page.get_by_role("button", name="Create link").click()
+        page.locator("#share-new").wait_for()
+        page.locator("#share-list li[data-link-id]").first.wait_for()
+        page.locator("#share-url").evaluate("e => e.blur()")
+        page.screenshot(path=str(OUT_IMAGE), full_page=True)
         browser.close()
-    # A palette keeps the committed file small.
+    # A palette keeps the committed files small.
     from PIL import Image
 
-    Image.open(OUT).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(OUT, optimize=True)
-    print(f"{OUT}: {OUT.stat().st_size} bytes")
+    for out in (OUT, OUT_IMAGE):
+        Image.open(out).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+        print(f"{out}: {out.stat().st_size} bytes")
 
 
 if __name__ == "__main__":

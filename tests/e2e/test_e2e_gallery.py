@@ -81,14 +81,19 @@ def test_gallery_flow(gallery_server, open_tab, tmp_path):
     }
     sunset, harbour = ids["sunset.png"], ids["harbour.jpg"]
 
-    # -- both thumbnails in the grid ----------------------------------------------------------------
-    for image_id, name in ((sunset, "sunset.png"), (harbour, "harbour.jpg")):
+    # -- both thumbnails in the grid: variants 200 px high, not the originals ---------------------
+    alice.goto(base + "/")
+    for image_id, name, original in ((sunset, "sunset.png", (1000, 1000)), (harbour, "harbour.jpg", (640, 480))):
         card(page, image_id).locator("img").wait_for()
         page.wait_for_function(
             f"() => {{ const i = document.querySelector('#grid li[data-image-id=\"{image_id}\"] img');"
             " return i && i.complete && i.naturalWidth > 0; }"
         )
-        assert card(page, image_id).locator("img").get_attribute("alt") == name
+        img = card(page, image_id).locator("img")
+        assert img.get_attribute("alt") == name
+        assert re.search(r"/images/\d+/content\?.*height=200", img.evaluate("i => i.currentSrc")), "a variant"
+        natural = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        assert natural[1] == 200 and natural[0] == round(200 * original[0] / original[1]), natural
     alice.shot("uploaded")
 
     # -- open one by keyboard, tag it, describe it (with markup that must stay text) -----------------
