@@ -189,8 +189,8 @@ class Config:
     public_host: str = "127.0.0.1"
     public_port: int = 8080
     # Behind `imagerepo serve`'s nginx: a verified single-chunk object is sent by nginx from its
-    # chunk file (X-Accel-Redirect, imagerepo/stack/accel.py). Unset (None): off for the app
-    # alone, on under `imagerepo serve`, which passes its choice on to gunicorn.
+    # chunk file (X-Accel-Redirect, imagerepo/stack/accel.py). Off unless set: it measured no
+    # faster than proxying (bench/stack.py). `imagerepo serve` passes it on to gunicorn.
     accel_redirect: bool | None = None
     # How long a chunk file this worker verified stays trusted for nginx to send as it is.
     accel_verified_seconds: int = 300

@@ -3,7 +3,7 @@ verified one-chunk image from its chunk file after the app authorised the reques
 the app's headers; private images still need their key; a damaged file is never sent; one
 /metrics scrape through nginx covers both workers.
 
-Runs as root here, so IMAGEREPO_ACCEL_REDIRECT=1 is given explicitly (see imagerepo/stack)."""
+X-Accel is off by default (it measured no faster, README "Production"): IMAGEREPO_ACCEL_REDIRECT=1."""
 
 from __future__ import annotations
 
