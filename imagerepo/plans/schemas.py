@@ -56,6 +56,9 @@ class PlanPatch(Schema):
     def _something(self):
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
+        for name in ("thumbnailHeights", "originalViaLinks", "expiringLinks"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
         return self
 
 
