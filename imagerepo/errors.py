@@ -233,5 +233,16 @@ def register_error_handlers(app: Flask) -> None:
             # Not a bug: what was staged for the request has been dropped on the way out.
             log.error("storage full: %s", err)
             return error_response(507, "insufficient_storage", "the server has no room to store this request")
+        if isinstance(err, psycopg.OperationalError):
+            # PostgreSQL could not be reached or dropped the connection (a restart, a failover,
+            # no free connection): not the client's fault and not a bug; the pool replaces the
+            # broken connection, so trying again shortly works.
+            log.error("database unavailable: %s", err)
+            return error_response(
+                503,
+                "database_unavailable",
+                "the database is unavailable; try again later",
+                headers={"Retry-After": "5"},
+            )
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal server error")

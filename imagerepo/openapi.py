@@ -11,7 +11,6 @@ from typing import Any
 import pydantic
 from flask import Flask
 
-from .context import services
 from .fieldtypes import FLAG_TEXT_PATTERN
 from .validation import ErrorOut
 
@@ -203,11 +202,6 @@ def openapi_document(app: Flask) -> dict:
     for operations in paths.values():
         for op in operations.values():
             _no_nul([param["schema"] for param in op["parameters"] if param["in"] == "query"])
-    # A share link's lifetime is bounded by configuration: stated as this server has it.
-    expires_in = components.get("LinkIn", {}).get("properties", {}).get("expiresIn")
-    if expires_in is not None and "imagerepo" in app.extensions:
-        config = services(app).config
-        expires_in.update(minimum=config.link_min_seconds, maximum=config.link_max_seconds)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -159,7 +159,8 @@ def test_a_lost_listener_connection_empties_the_cache(workers_server, config):
             ).fetchone()[0]
         finally:
             conn.execute("ALTER TABLE images ENABLE TRIGGER images_state_notify_update")
-    assert cut == WORKERS
+    # Every worker's listener is cut (a worker's reconnecting listener may count twice).
+    assert cut >= WORKERS
     after_the_bound()
     assert set(statuses(image)) == {404}
     # And the workers listen again (reconnected within a second or so).

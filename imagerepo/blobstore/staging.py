@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 from typing import IO
 
+from .chunkfile import ChunkedFile
 from .errors import EmptyUpload, UploadTooLarge
 from .interface import ChunkStager, StagingArea
 
@@ -56,36 +57,16 @@ class StagedObject:
             self._area.remove()
 
 
-class _StagedReader(io.RawIOBase):
+class _StagedReader(ChunkedFile):
     def __init__(self, staged: StagedObject):
+        super().__init__(staged.size, staged.chunk_size)
         self._staged = staged
-        self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._staged.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer) -> int:
-        if self._pos >= self._staged.size:
-            return 0
-        index, offset = divmod(self._pos, self._staged.chunk_size)
+    def _read_at(self, index: int, offset: int, count: int) -> bytes:
         chunk = self._staged.chunks[index]
         with open(chunk.path, "rb") as handle:
             handle.seek(offset)
-            data = handle.read(min(len(buffer), chunk.size - offset))
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+            return handle.read(min(count, chunk.size - offset))
 
 
 class Stager:

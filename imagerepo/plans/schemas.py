@@ -58,7 +58,7 @@ class PlanPatch(Schema):
             raise ValueError("give at least one field to change")
         for name in ("thumbnailHeights", "originalViaLinks", "expiringLinks"):
             if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")  # the column is NOT NULL: never a 500
+                raise ValueError(f"{name} cannot be null")
         return self
 
 

@@ -7,48 +7,25 @@ chunk saves re-reading it for every read, and the source is never held whole in 
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
+
+from ..blobstore.chunkfile import ChunkedFile
 
 if TYPE_CHECKING:
     from ..blobstore import BlobStore
 
 
-class ObjectFile(io.RawIOBase):
+class ObjectFile(ChunkedFile):
     def __init__(self, blobs: BlobStore, digest: str, chunk_size: int | None = None):
         self._manifest, _ = blobs.manifest(digest, chunk_size)  # ObjectNotFound when it is gone
+        super().__init__(self._manifest.size, self._manifest.chunk_size)
         self._read_chunk = blobs.reader.read_chunk
-        self._pos = 0
         self._index = -1
         self._data = b""
 
-    @property
-    def size(self) -> int:
-        return self._manifest.size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._manifest.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer) -> int:
-        if self._pos >= self._manifest.size:
-            return 0
-        index, offset = divmod(self._pos, self._manifest.chunk_size)
+    def _read_at(self, index: int, offset: int, count: int) -> bytes:
         if index != self._index:
             # ChunkLost / ChunkCorrupt propagate: wrong bytes must never become a variant.
             self._data = self._read_chunk(self._manifest.chunks[index], self._manifest.size)
             self._index = index
-        count = min(len(buffer), len(self._data) - offset)
-        buffer[:count] = self._data[offset : offset + count]
-        self._pos += count
-        return count
+        return self._data[offset : offset + count]

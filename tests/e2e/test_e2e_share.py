@@ -129,6 +129,15 @@ def test_share_links_follow_the_plan(gallery_server, open_tab, tmp_path):
     erin.page.get_by_label("Shows").select_option(label="A thumbnail 200 px high")
     erin.page.get_by_role("button", name="Create link").click()
     erin.page.locator("#share-new").wait_for()
-    assert re.fullmatch(rf"{re.escape(base)}/s/[A-Za-z0-9_-]+", erin.page.locator("#share-url").input_value())
+    url = erin.page.locator("#share-url").input_value()
+    assert re.fullmatch(rf"{re.escape(base)}/s/[A-Za-z0-9_-]+", url), url
     assert "Thumbnail, 200 px high" in erin.page.locator("#share-list li[data-link-id]").inner_text()
     erin.shot("thumbnail-link")
+
+    # A fresh context opens the thumbnail: 200 px high, not the 800 x 600 original.
+    stranger = open_tab("stranger")
+    viewer = stranger.page.context.new_page()  # an image document, as in the test above
+    response = viewer.goto(url)
+    assert response is not None and response.status == 200
+    viewer.wait_for_function("() => document.images.length === 1 && document.images[0].complete")
+    assert viewer.evaluate("() => [document.images[0].naturalWidth, document.images[0].naturalHeight]") == [267, 200]
