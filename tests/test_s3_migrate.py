@@ -127,11 +127,14 @@ def test_a_live_store_copy_picks_up_uploads_made_during_it_and_back_to_local(
     added: dict[int, bytes] = {}
 
     def keep_uploading():
+        # At a service's pace, not as fast as a loop can: on a quiet machine an unthrottled
+        # in-process loop outran the copy for all its rounds (and the test's timeout).
         seed = 100
-        while not stop.is_set():
+        while not stop.is_set() and len(added) < 40:
             data = pseudo_random(3 * CS, seed=seed)
             added[add_reference(blobs, owner, data)] = data
             seed += 1
+            stop.wait(0.05)
 
     uploader = threading.Thread(target=keep_uploading)
     uploader.start()
